@@ -1,0 +1,95 @@
+# corotls: build, test, install.
+#
+#   make                 release library (libcorotls.so/.a, libcorotls_melon.so) + examples
+#   make demo            throwaway certificate, echo server and client, prints the echo
+#   make check           every test: cargo tests, C tests against real peers, valgrind
+#   make install PREFIX=/usr/local
+#
+# Parts of the tree contribute through fragments, each adding its checks to
+# CHECKS and its programs to EXAMPLES.
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+CARGO    ?= cargo
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+SONAME   := libcorotls.so.0
+VERSION  := 0.1.0
+
+RELEASE  := target/release
+LIB_SO   := $(RELEASE)/libcorotls.so
+LIB_A    := $(RELEASE)/libcorotls.a
+HEADER   := include/corotls.h
+CERTDIR  := target/certs
+OUT      := target/c_tests
+EX_OUT   := target/examples
+
+# C programs against the installed-style header and the cdylib.
+C_CFLAGS   := -std=gnu11 -Wall -Wextra -Werror -O1 -g -D_GNU_SOURCE -I include
+C_LDFLAGS  := -L $(RELEASE) -Wl,-rpath,$(abspath $(RELEASE))
+C_LIBS     := -lcorotls -lpthread
+VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q
+
+CHECKS   :=
+EXAMPLES :=
+
+.PHONY: all lib examples demo check install clean cargo-test header-check dlopen-check
+
+all: lib examples
+
+# One cargo invocation builds every crate of the workspace.
+RUST_SRC := $(shell find src adapters -name '*.rs' 2>/dev/null) Cargo.toml build.rs cbindgen.toml \
+            $(wildcard adapters/*/Cargo.toml)
+$(LIB_SO) $(LIB_A) $(HEADER): $(RUST_SRC)
+	$(CARGO) build --release --workspace
+	@touch $(LIB_SO) $(LIB_A)
+
+lib: $(LIB_SO)
+
+$(CERTDIR)/.done: c_tests/certs.sh
+	bash c_tests/certs.sh $(CERTDIR)
+
+-include c_tests/harness.mk
+include c_tests/native.mk
+include examples/examples.mk
+include c_tests/melon_host/melon.mk
+-include c_tests/loop.mk
+-include adapters/melon/melon.mk
+-include adapters/silly/silly.mk
+
+examples: $(EXAMPLES)
+
+cargo-test: $(CERTDIR)/.done
+	$(CARGO) test --workspace --quiet
+
+# The committed header must be what the build generates.
+header-check: $(LIB_SO)
+	@git diff --quiet -- $(HEADER) 2>/dev/null || { \
+	  echo "include/corotls.h differs from the committed one: commit the regenerated header"; \
+	  git --no-pager diff --stat -- $(HEADER); exit 1; }
+	@echo "header: include/corotls.h matches the build"
+
+# libcorotls.so must load alone: no undefined symbols beyond libc/libssl/libcrypto.
+dlopen-check: $(OUT)/dlopen_check
+	$(OUT)/dlopen_check $(abspath $(LIB_SO))
+
+check: cargo-test header-check dlopen-check harness-check $(CHECKS) melon-host-check
+	@echo "make check: all suites passed"
+
+demo: $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_client $(CERTDIR)/.done
+	@bash examples/demo.sh
+
+install: $(LIB_SO) $(LIB_A)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libcorotls.so.$(VERSION)
+	ln -sf libcorotls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcorotls.so
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libcorotls.a
+	install -m 644 $(HEADER) $(DESTDIR)$(INCDIR)/corotls.h
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|$(VERSION)|' \
+	    corotls.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/corotls.pc
+
+clean:
+	$(CARGO) clean

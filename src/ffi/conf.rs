@@ -1,0 +1,373 @@
+//! `corotls_conf_builder` and `corotls_conf`.
+
+use super::{
+    bytes_arg, guard, guard_value, opt_bytes_arg, out_ptr, path_of, slice_arg, str_arg,
+};
+use crate::conf::{Conf, ConfBuilder, Identity, Role, Verify, Version};
+use crate::error::{Code, Error, Result};
+use libc::c_char;
+
+/// A configuration under construction.  Not thread-safe.
+pub struct corotls_conf_builder {
+    _private: [u8; 0],
+}
+
+/// An immutable, reference-counted configuration.  Thread-safe.
+pub struct corotls_conf {
+    _private: [u8; 0],
+}
+
+/// Session role.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum corotls_role {
+    COROTLS_CLIENT = 0,
+    COROTLS_SERVER = 1,
+}
+
+/// Peer verification policy (see corotls_conf_builder_set_verify).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum corotls_verify {
+    /// Do not verify the peer.
+    COROTLS_VERIFY_NONE = 0,
+    /// Verify the peer's certificate; a server asks for a client
+    /// certificate and verifies it if one is sent.
+    COROTLS_VERIFY_PEER = 1,
+    /// As PEER, and a server refuses clients that send no certificate.
+    COROTLS_VERIFY_REQUIRE = 2,
+}
+
+/// TLS protocol versions (their wire values).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum corotls_tls_version {
+    COROTLS_TLS1_2 = 0x0303,
+    COROTLS_TLS1_3 = 0x0304,
+}
+
+pub(crate) fn role_of(v: i32) -> Result<Role> {
+    match v {
+        0 => Ok(Role::Client),
+        1 => Ok(Role::Server),
+        _ => Err(Error::arg(format!("role {v} is neither COROTLS_CLIENT (0) nor COROTLS_SERVER (1)"))),
+    }
+}
+
+/// # Safety
+/// `b` is NULL or a builder from corotls_conf_builder_new.
+unsafe fn builder<'a>(b: *mut corotls_conf_builder) -> Result<&'a mut ConfBuilder> {
+    (b as *mut ConfBuilder).as_mut().ok_or_else(|| Error::arg("builder is NULL"))
+}
+
+/// # Safety
+/// `c` is NULL or a conf from this library that has not been freed.
+pub(crate) unsafe fn conf_ref<'a>(c: *const corotls_conf) -> Result<&'a Conf> {
+    (c as *const Conf).as_ref().ok_or_else(|| Error::arg("conf is NULL"))
+}
+
+pub(crate) fn conf_into_raw(c: Conf) -> *mut corotls_conf {
+    Box::into_raw(Box::new(c)) as *mut corotls_conf
+}
+
+/// Start a configuration for `role` (COROTLS_CLIENT or COROTLS_SERVER).
+///
+/// Defaults: TLS 1.2 to 1.3, OpenSSL's default ciphers, no ALPN.  A client
+/// verifies the server (COROTLS_VERIFY_PEER) against the trust you add: with
+/// none, every handshake fails verification.  A server does not ask for
+/// client certificates.
+///
+/// On success `*out` is a new builder owned by the caller (free it with
+/// corotls_conf_builder_free).  On failure `*out` is NULL.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_new(
+    role: i32,
+    out: *mut *mut corotls_conf_builder,
+) -> Code {
+    guard(|| {
+        let out = out_ptr(out)?;
+        let b = ConfBuilder::new(role_of(role)?);
+        *out = Box::into_raw(Box::new(b)) as *mut corotls_conf_builder;
+        Ok(())
+    })
+}
+
+/// Free a builder.  NULL does nothing.  Confs already built are unaffected.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_free(b: *mut corotls_conf_builder) {
+    guard_value((), || {
+        if !b.is_null() {
+            drop(Box::from_raw(b as *mut ConfBuilder));
+        }
+    })
+}
+
+/// Add an identity from PEM files: `cert_file` holds the leaf certificate
+/// first, then any intermediates; `key_file` its private key (PKCS#8,
+/// PKCS#1 or SEC1), encrypted if `password` is not NULL.
+///
+/// The key must match the certificate.  A server may have several
+/// identities: for each ClientHello the first whose certificate matches the
+/// SNI name (DNS SANs with wildcards, the CN when there is no DNS SAN) is
+/// used, else the first added; a client may have one (its client
+/// certificate).  Error messages start with `cannot read`, `certificate:`,
+/// `private key:` or `private key does not match the certificate`.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_add_identity_file(
+    b: *mut corotls_conf_builder,
+    cert_file: *const c_char,
+    key_file: *const c_char,
+    password: *const c_char,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        let cert = bytes_arg(cert_file, "certificate file")?;
+        let key = bytes_arg(key_file, "key file")?;
+        let id = Identity::from_files(path_of(cert), path_of(key), opt_bytes_arg(password))?;
+        b.add_identity(id)
+    })
+}
+
+/// Add an identity from PEM in memory (`cert_pem`: leaf then intermediates;
+/// `key_pem`: its key).  The buffers are copied; see
+/// corotls_conf_builder_add_identity_file for the rules.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_add_identity_pem(
+    b: *mut corotls_conf_builder,
+    cert_pem: *const u8,
+    cert_len: usize,
+    key_pem: *const u8,
+    key_len: usize,
+    password: *const c_char,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        let cert = slice_arg(cert_pem, cert_len, "certificate PEM")?;
+        let key = slice_arg(key_pem, key_len, "key PEM")?;
+        let id = Identity::from_pem(cert, key, opt_bytes_arg(password))?;
+        b.add_identity(id)
+    })
+}
+
+/// Trust the CA certificates in a PEM file (read now, and again at build).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_add_ca_file(
+    b: *mut corotls_conf_builder,
+    path: *const c_char,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        b.add_ca_file(path_of(bytes_arg(path, "CA file")?))
+    })
+}
+
+/// Trust a directory of CA certificates named by subject hash (as made by
+/// `openssl rehash`).  Files are looked up during verification.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_add_ca_dir(
+    b: *mut corotls_conf_builder,
+    path: *const c_char,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        b.add_ca_dir(path_of(bytes_arg(path, "CA directory")?))
+    })
+}
+
+/// Trust the CA certificates in a PEM buffer (copied).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_add_ca_pem(
+    b: *mut corotls_conf_builder,
+    pem: *const u8,
+    len: usize,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        b.add_ca_pem(slice_arg(pem, len, "CA PEM")?)
+    })
+}
+
+/// Trust the system's default CA store (OpenSSL's default paths).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_add_system_ca(b: *mut corotls_conf_builder) -> Code {
+    guard(|| {
+        builder(b)?.add_system_ca();
+        Ok(())
+    })
+}
+
+/// Set the peer verification policy: COROTLS_VERIFY_NONE, _PEER or
+/// _REQUIRE.  For a client, PEER and REQUIRE both verify the server.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_verify(b: *mut corotls_conf_builder, mode: i32) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        let v = match mode {
+            0 => Verify::None,
+            1 => Verify::Peer,
+            2 => Verify::Require,
+            _ => return Err(Error::arg(format!("verify mode {mode} is not a corotls_verify value"))),
+        };
+        b.set_verify(v);
+        Ok(())
+    })
+}
+
+/// Allow TLS versions from `min` to `max` (COROTLS_TLS1_2, COROTLS_TLS1_3).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_versions(
+    b: *mut corotls_conf_builder,
+    min: i32,
+    max: i32,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        let v = |x: i32| {
+            Version::from_wire(x).ok_or_else(|| Error::arg(format!("TLS version 0x{x:04x} is not supported")))
+        };
+        b.set_versions(v(min)?, v(max)?)
+    })
+}
+
+/// Set the TLS 1.2 cipher list (OpenSSL syntax, e.g. "ECDHE+AESGCM").
+/// Checked now: a list that selects no cipher is COROTLS_ERR_ARG.
+/// TLS 1.3 suites are not affected (see corotls_conf_builder_set_suites).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_ciphers(
+    b: *mut corotls_conf_builder,
+    list: *const c_char,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        b.set_ciphers(str_arg(list, "cipher list")?)
+    })
+}
+
+/// Set the TLS 1.3 cipher suites (e.g. "TLS_AES_128_GCM_SHA256").
+/// Checked now.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_suites(
+    b: *mut corotls_conf_builder,
+    list: *const c_char,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        b.set_suites(str_arg(list, "suite list")?)
+    })
+}
+
+/// Set the ALPN protocols, most preferred first (`count` NUL-terminated
+/// names, each 1..255 bytes).  A client offers them; a server selects the
+/// first of its list that the client offers, or continues without ALPN.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_alpn(
+    b: *mut corotls_conf_builder,
+    protos: *const *const c_char,
+    count: usize,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        if protos.is_null() || count == 0 {
+            return Err(Error::arg("ALPN list is NULL or empty"));
+        }
+        let names = std::slice::from_raw_parts(protos, count)
+            .iter()
+            .map(|p| bytes_arg(*p, "ALPN protocol name"))
+            .collect::<Result<Vec<&[u8]>>>()?;
+        b.set_alpn_wire(&crate::ossl::alpn_wire_from_names(names)?)
+    })
+}
+
+/// Set the ALPN protocols in wire format (each name prefixed by its length
+/// byte, as in `"\x02h2\x08http/1.1"`).  Validated.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_alpn_wire(
+    b: *mut corotls_conf_builder,
+    wire: *const u8,
+    len: usize,
+) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        b.set_alpn_wire(slice_arg(wire, len, "ALPN list")?)
+    })
+}
+
+/// Build an immutable conf from the builder's current settings.  The
+/// builder is not consumed: it may be changed and built again (each build
+/// is independent, e.g. for a reload).  A server needs an identity.
+///
+/// On success `*out` is a new conf owned by the caller (release it with
+/// corotls_conf_free).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_build(
+    b: *mut corotls_conf_builder,
+    out: *mut *mut corotls_conf,
+) -> Code {
+    guard(|| {
+        let out = out_ptr(out)?;
+        let c = builder(b)?.build()?;
+        *out = conf_into_raw(c);
+        Ok(())
+    })
+}
+
+/// One call with the meaning of Melang's `tls.conf_new(role, cert, key, ca,
+/// ciphers, verify)`: `role` COROTLS_CLIENT or COROTLS_SERVER; a server
+/// needs `cert_file` and `key_file`, a client may give both for a client
+/// certificate; `ca_file` is the only trust (no system store); `ciphers`
+/// (TLS 1.2 list) may be NULL; `verify` makes a client verify the server
+/// and a server require a client certificate.  NULL or "" mean "not given".
+///
+/// On success `*out` is a new conf owned by the caller.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_new(
+    role: i32,
+    cert_file: *const c_char,
+    key_file: *const c_char,
+    ca_file: *const c_char,
+    ciphers: *const c_char,
+    verify: bool,
+    out: *mut *mut corotls_conf,
+) -> Code {
+    guard(|| {
+        let out = out_ptr(out)?;
+        let ciphers = match opt_bytes_arg(ciphers) {
+            Some(c) => Some(std::str::from_utf8(c).map_err(|_| Error::arg("cipher list is not UTF-8"))?),
+            None => None,
+        };
+        let c = Conf::simple(
+            role_of(role)?,
+            opt_bytes_arg(cert_file).map(path_of),
+            opt_bytes_arg(key_file).map(path_of),
+            opt_bytes_arg(ca_file).map(path_of),
+            ciphers,
+            verify,
+        )?;
+        *out = conf_into_raw(c);
+        Ok(())
+    })
+}
+
+/// Release the caller's reference.  NULL does nothing.  Sessions,
+/// connections and listeners that use the conf keep it alive and keep
+/// working; only this handle becomes invalid.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_free(conf: *mut corotls_conf) {
+    guard_value((), || {
+        if !conf.is_null() {
+            drop(Box::from_raw(conf as *mut Conf));
+        }
+    })
+}
+
+/// The conf's role (COROTLS_CLIENT or COROTLS_SERVER), or -1 for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_role(conf: *const corotls_conf) -> i32 {
+    guard_value(-1, || match conf_ref(conf) {
+        Ok(c) => match c.role() {
+            Role::Client => corotls_role::COROTLS_CLIENT as i32,
+            Role::Server => corotls_role::COROTLS_SERVER as i32,
+        },
+        Err(_) => -1,
+    })
+}

@@ -1,0 +1,227 @@
+//! The native C ABI (`corotls_*`).  One module per C type; this file holds
+//! the panic boundary, the per-thread last error and argument checking.
+//!
+//! Opaque C types are zero-sized markers; their pointers are casts of Rust
+//! objects (`Box<ConfBuilder>`, `Box<Conf>`, `Box<Session>`, `Box<Conn>`),
+//! the approach of rustls-ffi.
+
+#![allow(non_camel_case_types)]
+
+pub mod conf;
+pub mod conn;
+pub mod session;
+
+use crate::error::{Code, Code::*, Error, Result};
+use libc::c_char;
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+pub(crate) fn set_last_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = c);
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+pub(crate) fn internal_error(p: &(dyn std::any::Any + Send)) -> Error {
+    Error::tls(format!("internal error (bug in corotls): {}", panic_message(p)))
+}
+
+/// Turn an outcome into a result code, remembering its message for
+/// `corotls_last_error` (WANT_* carry no message worth keeping).
+pub(crate) fn finish(r: Result<()>) -> Code {
+    match r {
+        Ok(()) => COROTLS_OK,
+        Err(e) => {
+            if !e.is_want() {
+                set_last_error(&e.msg);
+            }
+            e.code
+        }
+    }
+}
+
+/// The panic boundary for calls without an object to poison.
+pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> Code {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => finish(r),
+        Err(p) => finish(Err(internal_error(&*p))),
+    }
+}
+
+/// The panic boundary for calls returning a plain value.
+pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
+}
+
+/// A required C string argument (borrowed for the call).
+///
+/// # Safety
+/// `p` is NULL or a valid NUL-terminated string.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+    let b = bytes_arg(p, what)?;
+    std::str::from_utf8(b).map_err(|_| Error::arg(format!("{what} is not valid UTF-8")))
+}
+
+/// A required C string argument as bytes.
+///
+/// # Safety
+/// `p` is NULL or a valid NUL-terminated string.
+pub(crate) unsafe fn bytes_arg<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
+    if p.is_null() {
+        return Err(Error::arg(format!("{what} is NULL")));
+    }
+    Ok(CStr::from_ptr(p).to_bytes())
+}
+
+/// An optional C string: NULL or "" mean "not given".
+///
+/// # Safety
+/// `p` is NULL or a valid NUL-terminated string.
+pub(crate) unsafe fn opt_bytes_arg<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return None;
+    }
+    let b = CStr::from_ptr(p).to_bytes();
+    if b.is_empty() {
+        None
+    } else {
+        Some(b)
+    }
+}
+
+/// A path argument (any bytes but NUL).
+pub(crate) fn path_of(b: &[u8]) -> &std::path::Path {
+    use std::os::unix::ffi::OsStrExt;
+    std::path::Path::new(std::ffi::OsStr::from_bytes(b))
+}
+
+/// A byte buffer argument; NULL is allowed only with length 0.
+///
+/// # Safety
+/// `p` is NULL or valid for `len` bytes for the duration of the call.
+pub(crate) unsafe fn slice_arg<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8]> {
+    if p.is_null() {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        return Err(Error::arg(format!("{what} is NULL")));
+    }
+    Ok(std::slice::from_raw_parts(p, len))
+}
+
+/// A writable buffer argument; NULL is allowed only with capacity 0.
+///
+/// # Safety
+/// `p` is NULL or valid for writes of `len` bytes for the call.
+pub(crate) unsafe fn slice_mut_arg<'a>(p: *mut u8, len: usize, what: &str) -> Result<&'a mut [u8]> {
+    if p.is_null() {
+        if len == 0 {
+            return Ok(&mut []);
+        }
+        return Err(Error::arg(format!("{what} is NULL")));
+    }
+    Ok(std::slice::from_raw_parts_mut(p, len))
+}
+
+/// Store `v` through an optional out-pointer.
+///
+/// # Safety
+/// `p` is NULL or valid for a write of T.
+pub(crate) unsafe fn put<T>(p: *mut T, v: T) {
+    if !p.is_null() {
+        p.write(v);
+    }
+}
+
+/// Check a required out-pointer and clear what it points at.
+///
+/// # Safety
+/// `p` is NULL or valid for a write of `*mut T`.
+pub(crate) unsafe fn out_ptr<'a, T>(p: *mut *mut T) -> Result<&'a mut *mut T> {
+    if p.is_null() {
+        return Err(Error::arg("output pointer is NULL"));
+    }
+    p.write(std::ptr::null_mut());
+    Ok(&mut *p)
+}
+
+/// Stable name of a result value (`"OK"`, `"WANT_READ"`, `"ERR_TLS"`...),
+/// or `"UNKNOWN"` for a value that is not a corotls_result.  The string is
+/// static.
+#[no_mangle]
+pub extern "C" fn corotls_result_name(result: i32) -> *const c_char {
+    let name: &'static CStr = match Code::from_i32(result) {
+        Some(c) => RESULT_NAMES[Code::ALL.iter().position(|x| *x == c).unwrap_or(0)],
+        None => c"UNKNOWN",
+    };
+    name.as_ptr()
+}
+
+const RESULT_NAMES: [&CStr; 14] = [
+    c"OK",
+    c"WANT_READ",
+    c"WANT_WRITE",
+    c"PENDING",
+    c"BUSY",
+    c"TIMEOUT",
+    c"CLOSED",
+    c"EOF",
+    c"ERR_ARG",
+    c"ERR_NOMEM",
+    c"ERR_IO",
+    c"ERR_TLS",
+    c"ERR_VERIFY",
+    c"ERR_CANCELLED",
+];
+
+/// Message of the most recent call on this thread that did not return OK,
+/// WANT_READ, WANT_WRITE or PENDING ("" if none).  Owned by the library;
+/// valid until the next such call on this thread.
+#[no_mangle]
+pub extern "C" fn corotls_last_error() -> *const c_char {
+    guard_value(c"".as_ptr(), || LAST_ERROR.with(|l| l.borrow().as_ptr()))
+}
+
+/// The library version, e.g. "0.1.0" (static string).
+#[no_mangle]
+pub extern "C" fn corotls_version() -> *const c_char {
+    c"0.1.0".as_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_names_match_the_enum() {
+        for c in Code::ALL {
+            // SAFETY: static strings.
+            let n = unsafe { CStr::from_ptr(corotls_result_name(c as i32)) };
+            assert_eq!(n.to_str().unwrap(), c.name());
+        }
+        // SAFETY: static string.
+        let n = unsafe { CStr::from_ptr(corotls_result_name(99)) };
+        assert_eq!(n.to_str().unwrap(), "UNKNOWN");
+    }
+
+    #[test]
+    fn version_matches_cargo() {
+        // SAFETY: static string.
+        let v = unsafe { CStr::from_ptr(corotls_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}

@@ -1,0 +1,24 @@
+//! corotls: non-blocking TLS for coroutine runtimes, over the system
+//! OpenSSL, with a C ABI.
+//!
+//! Layers, each depending only on those above it:
+//! - [`ossl`]: the only home of raw OpenSSL calls;
+//! - [`conf`]: the configuration builder and the immutable, shared `Conf`;
+//! - [`session`]: one TLS session over memory BIOs (sans-IO);
+//! - [`transport`]: a session bound to a non-blocking socket;
+//! - [`ffi`]: the C ABI (`include/corotls.h` is generated from it).
+
+pub mod conf;
+pub mod error;
+pub mod ffi;
+pub mod ossl;
+pub mod session;
+pub mod transport;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use conf::{Conf, ConfBuilder, Identity, Role, Verify, Version};
+pub use error::{Code, Error, Result};
+pub use session::Session;
+pub use transport::Conn;

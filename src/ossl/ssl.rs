@@ -1,0 +1,411 @@
+//! One `SSL` object and its two memory BIOs, one OpenSSL call at a time.
+//!
+//! `SslRef` is a borrowed view: it is how every face drives a session,
+//! including the Melon face, whose callers may attach an `SSL *` (and BIOs)
+//! of their own.  Each operation clears the thread's error queue first and
+//! turns the outcome into `Result`, moving the queue into the `Error`.
+
+use super::{
+    clear_errors, cstr_or, take_errors, verify_error_string, BIO_ctrl_pending, Ctx, X509,
+    X509_VERIFY_PARAM_set1_ip_asc, MEM_EOF_RETRY,
+};
+use crate::error::{Code::*, Error, Result};
+use libc::{c_char, c_int, c_long, c_void};
+use openssl_sys as sys;
+use std::ptr;
+
+/// Outcome vocabulary of `SslRef` steps, re-exported for readers of faces.
+pub type Step<T> = Result<T>;
+
+/// A borrowed `SSL *`.  Copyable; the owner guarantees it stays alive and is
+/// used by one thread at a time.
+#[derive(Clone, Copy, Debug)]
+pub struct SslRef(*mut sys::SSL);
+
+// SAFETY: an SSL object may move between threads; the owner serialises use.
+unsafe impl Send for SslRef {}
+
+/// Largest single SSL_read/SSL_write request.  OpenSSL takes size_t in the
+/// _ex variants; capping keeps each call's work (and latency) bounded.
+const MAX_IO_CALL: usize = 1 << 30;
+
+impl SslRef {
+    /// # Safety
+    /// `p` is NULL or a live `SSL *` that outlives every use of the result.
+    pub unsafe fn from_ptr(p: *mut sys::SSL) -> Option<SslRef> {
+        if p.is_null() {
+            None
+        } else {
+            Some(SslRef(p))
+        }
+    }
+
+    pub fn as_ptr(self) -> *mut sys::SSL {
+        self.0
+    }
+
+    pub fn rbio(self) -> *mut sys::BIO {
+        // SAFETY: live SSL.
+        unsafe { sys::SSL_get_rbio(self.0) }
+    }
+
+    pub fn wbio(self) -> *mut sys::BIO {
+        // SAFETY: live SSL.
+        unsafe { sys::SSL_get_wbio(self.0) }
+    }
+
+    /// Drive the handshake one step.
+    pub fn handshake(self) -> Result<()> {
+        clear_errors();
+        // SAFETY: live SSL.
+        let r = unsafe { sys::SSL_do_handshake(self.0) };
+        if r == 1 {
+            Ok(())
+        } else {
+            Err(self.error(r, "TLS handshake failed"))
+        }
+    }
+
+    /// Decrypt into `buf`.  Ok(0) only for an empty `buf`.
+    pub fn read(self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        clear_errors();
+        let mut n: usize = 0;
+        let len = buf.len().min(MAX_IO_CALL);
+        // SAFETY: live SSL; buf is valid for `len` bytes; n is a local.
+        let r = unsafe { sys::SSL_read_ex(self.0, buf.as_mut_ptr() as *mut c_void, len, &mut n) };
+        if r == 1 {
+            Ok(n)
+        } else {
+            Err(self.error(r, "TLS read failed"))
+        }
+    }
+
+    /// Encrypt from `buf`; returns how much OpenSSL took.  Ok(0) only for an
+    /// empty `buf`.
+    pub fn write(self, buf: &[u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        clear_errors();
+        let mut n: usize = 0;
+        let len = buf.len().min(MAX_IO_CALL);
+        // SAFETY: live SSL; buf is valid for `len` bytes; n is a local.
+        let r = unsafe { sys::SSL_write_ex(self.0, buf.as_ptr() as *const c_void, len, &mut n) };
+        if r == 1 {
+            Ok(n)
+        } else {
+            Err(self.error(r, "TLS write failed"))
+        }
+    }
+
+    /// Queue our close_notify.  Ok(true) once the peer's has arrived too,
+    /// Ok(false) when only ours is out.
+    pub fn shutdown(self) -> Result<bool> {
+        clear_errors();
+        // SAFETY: live SSL.
+        let r = unsafe { sys::SSL_shutdown(self.0) };
+        match r {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(self.error(r, "TLS shutdown failed")),
+        }
+    }
+
+    /// Turn a failed call's return value into an Error, draining the queue.
+    fn error(self, ret: c_int, what: &str) -> Error {
+        // SAFETY: live SSL; SSL_get_error inspects the queue, so it runs first.
+        let e = unsafe { sys::SSL_get_error(self.0, ret) };
+        match e {
+            sys::SSL_ERROR_WANT_READ => {
+                clear_errors();
+                Error::want_read()
+            }
+            sys::SSL_ERROR_WANT_WRITE => {
+                clear_errors();
+                Error::want_write()
+            }
+            sys::SSL_ERROR_ZERO_RETURN => {
+                clear_errors();
+                Error::closed()
+            }
+            _ => {
+                let detail = take_errors();
+                let verify = self.verify_result();
+                if verify != sys::X509_V_OK as c_long {
+                    return Error::new(
+                        COROTLS_ERR_VERIFY,
+                        format!("certificate verify failed: {}", verify_error_string(verify)),
+                    );
+                }
+                let detail = detail.unwrap_or_else(|| match e {
+                    sys::SSL_ERROR_SYSCALL => "transport failure".to_string(),
+                    other => format!("SSL_get_error={other}"),
+                });
+                if detail.contains("peer did not return a certificate") {
+                    return Error::new(COROTLS_ERR_VERIFY, format!("{what}: {detail}"));
+                }
+                Error::tls(format!("{what}: {detail}"))
+            }
+        }
+    }
+
+    /// Append ciphertext for OpenSSL to read.
+    pub fn feed(self, data: &[u8]) -> Result<()> {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let chunk = rest.len().min(i32::MAX as usize);
+            // SAFETY: live BIO owned by the SSL; rest valid for `chunk` bytes.
+            let n = unsafe { sys::BIO_write(self.rbio(), rest.as_ptr() as *const c_void, chunk as c_int) };
+            if n <= 0 || n as usize != chunk {
+                clear_errors();
+                return Err(Error::nomem());
+            }
+            rest = &rest[chunk..];
+        }
+        Ok(())
+    }
+
+    /// Ciphertext fed but not yet consumed by OpenSSL.
+    pub fn in_pending(self) -> usize {
+        let b = self.rbio();
+        if b.is_null() {
+            return 0;
+        }
+        // SAFETY: live BIO.
+        unsafe { BIO_ctrl_pending(b) }
+    }
+
+    /// Ciphertext OpenSSL produced and nobody took yet.
+    pub fn out_pending(self) -> usize {
+        let b = self.wbio();
+        if b.is_null() {
+            return 0;
+        }
+        // SAFETY: live BIO.
+        unsafe { BIO_ctrl_pending(b) }
+    }
+
+    /// Move up to `dst.len()` bytes of produced ciphertext into `dst`.
+    pub fn out_read(self, dst: &mut [u8]) -> usize {
+        let b = self.wbio();
+        if b.is_null() || dst.is_empty() {
+            return 0;
+        }
+        let want = dst.len().min(i32::MAX as usize) as c_int;
+        // SAFETY: live BIO; dst valid for `want` bytes.
+        let n = unsafe { sys::BIO_read(b, dst.as_mut_ptr() as *mut c_void, want) };
+        if n > 0 {
+            n as usize
+        } else {
+            clear_errors();
+            0
+        }
+    }
+
+    /// Append every produced ciphertext byte to `out`.
+    pub fn out_take_into(self, out: &mut Vec<u8>) -> usize {
+        let n = self.out_pending();
+        if n == 0 {
+            return 0;
+        }
+        let start = out.len();
+        out.resize(start + n, 0);
+        let got = self.out_read(&mut out[start..]);
+        out.truncate(start + got);
+        got
+    }
+
+    /// Server Name Indication for a client (checked by `check_host_name`).
+    pub fn set_sni(self, name: &[u8]) -> Result<()> {
+        let c = check_host_name(name)?;
+        clear_errors();
+        // SAFETY: live SSL; c is NUL-terminated.
+        let r = unsafe { sys::SSL_set_tlsext_host_name(self.0, c.as_ptr() as *mut c_char) };
+        if r == 1 {
+            Ok(())
+        } else {
+            Err(super::error(COROTLS_ERR_ARG, "cannot set the SNI name"))
+        }
+    }
+
+    /// Verify the peer's certificate against `name`: an IP literal is matched
+    /// against IP SANs, anything else against DNS names per RFC 6125 with no
+    /// partial wildcards.  Takes effect when the conf verifies peers.
+    pub fn set_verify_host(self, name: &[u8]) -> Result<()> {
+        let c = check_host_name(name)?;
+        clear_errors();
+        // SAFETY: live SSL; the param belongs to it.
+        let param = unsafe { sys::SSL_get0_param(self.0) };
+        if param.is_null() {
+            return Err(Error::nomem());
+        }
+        let is_ip = std::str::from_utf8(&c.as_bytes()[..])
+            .ok()
+            .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            .is_some();
+        // SAFETY: param is live; c is NUL-terminated with the given length.
+        let ok = unsafe {
+            if is_ip {
+                X509_VERIFY_PARAM_set1_ip_asc(param, c.as_ptr())
+            } else {
+                sys::X509_VERIFY_PARAM_set_hostflags(param, sys::X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                sys::X509_VERIFY_PARAM_set1_host(param, c.as_ptr(), name.len())
+            }
+        };
+        if ok == 1 {
+            Ok(())
+        } else {
+            Err(super::error(COROTLS_ERR_ARG, "cannot set the host name to verify"))
+        }
+    }
+
+    /// Offer these ALPN protocols (wire format, already validated).
+    pub fn set_alpn_wire(self, wire: &[u8]) -> Result<()> {
+        super::check_alpn_wire(wire)?;
+        // SAFETY: live SSL; wire valid for its length.  Returns 0 on success.
+        let r = unsafe { sys::SSL_set_alpn_protos(self.0, wire.as_ptr(), super::c_uint_len(wire.len())) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(super::error(COROTLS_ERR_NOMEM, "cannot set the ALPN list"))
+        }
+    }
+
+    pub fn is_init_finished(self) -> bool {
+        // SAFETY: live SSL.
+        unsafe { sys::SSL_is_init_finished(self.0) == 1 }
+    }
+
+    pub fn is_server(self) -> bool {
+        // SAFETY: live SSL.
+        unsafe { sys::SSL_is_server(self.0) == 1 }
+    }
+
+    /// The peer's close_notify has been read.
+    pub fn received_shutdown(self) -> bool {
+        // SAFETY: live SSL.
+        unsafe { sys::SSL_get_shutdown(self.0) & sys::SSL_RECEIVED_SHUTDOWN != 0 }
+    }
+
+    /// Protocol version in OpenSSL's words (`TLSv1.3`).
+    pub fn version(self) -> String {
+        // SAFETY: live SSL; returns a static string.
+        unsafe { cstr_or(sys::SSL_get_version(self.0), "") }
+    }
+
+    /// Negotiated cipher suite name, "" before the handshake.
+    pub fn cipher(self) -> String {
+        // SAFETY: live SSL; the cipher and its name are static.
+        unsafe {
+            let c = sys::SSL_get_current_cipher(self.0);
+            if c.is_null() {
+                String::new()
+            } else {
+                cstr_or(sys::SSL_CIPHER_get_name(c), "")
+            }
+        }
+    }
+
+    /// Negotiated ALPN protocol, empty when none.
+    pub fn alpn_selected(self) -> Vec<u8> {
+        let mut p: *const u8 = ptr::null();
+        let mut n: libc::c_uint = 0;
+        // SAFETY: live SSL; out-pointers are locals; data owned by the SSL.
+        unsafe {
+            sys::SSL_get0_alpn_selected(self.0, &mut p, &mut n);
+            if p.is_null() || n == 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p, n as usize).to_vec()
+            }
+        }
+    }
+
+    pub fn peer_certificate(self) -> Option<X509> {
+        // SAFETY: live SSL; get1 returns a new reference we own.
+        unsafe { X509::from_ptr(sys::SSL_get1_peer_certificate(self.0)) }
+    }
+
+    pub fn verify_result(self) -> c_long {
+        // SAFETY: live SSL.
+        unsafe { sys::SSL_get_verify_result(self.0) }
+    }
+}
+
+/// Host names for SNI and verification: 1..=255 bytes, no NUL.
+pub fn check_host_name(name: &[u8]) -> Result<std::ffi::CString> {
+    if name.is_empty() {
+        return Err(Error::arg("host name is empty"));
+    }
+    if name.len() > 255 {
+        return Err(Error::arg(format!("host name is {} bytes long; the limit is 255", name.len())));
+    }
+    std::ffi::CString::new(name).map_err(|_| Error::arg("host name contains a NUL byte"))
+}
+
+/// An owned `SSL` with two memory BIOs that report "retry" (never EOF) when
+/// empty, in client or server state.
+pub struct Ssl(SslRef);
+
+impl Ssl {
+    pub fn new(ctx: &Ctx, server: bool) -> Result<Ssl> {
+        clear_errors();
+        // SAFETY: ctx is live; on success every new object is handed to the
+        // SSL (SSL_set_bio takes both BIOs), and the SSL to `Ssl`.
+        unsafe {
+            let ssl = sys::SSL_new(ctx.as_ptr());
+            if ssl.is_null() {
+                return Err(super::error(COROTLS_ERR_NOMEM, "SSL_new failed"));
+            }
+            let rbio = new_mem_bio();
+            let wbio = new_mem_bio();
+            if rbio.is_null() || wbio.is_null() {
+                if !rbio.is_null() {
+                    super::BIO_free(rbio);
+                }
+                if !wbio.is_null() {
+                    super::BIO_free(wbio);
+                }
+                sys::SSL_free(ssl);
+                clear_errors();
+                return Err(Error::nomem());
+            }
+            sys::SSL_set_bio(ssl, rbio, wbio);
+            if server {
+                sys::SSL_set_accept_state(ssl);
+            } else {
+                sys::SSL_set_connect_state(ssl);
+            }
+            Ok(Ssl(SslRef(ssl)))
+        }
+    }
+
+    pub fn get(&self) -> SslRef {
+        self.0
+    }
+}
+
+/// A growable memory BIO whose empty read means "retry", not EOF.
+///
+/// # Safety
+/// Returns NULL or a new BIO the caller owns.
+pub unsafe fn new_mem_bio() -> *mut sys::BIO {
+    let b = sys::BIO_new(sys::BIO_s_mem());
+    if !b.is_null() {
+        sys::BIO_ctrl(b, sys::BIO_C_SET_BUF_MEM_EOF_RETURN, MEM_EOF_RETRY, ptr::null_mut());
+    }
+    b
+}
+
+impl Drop for Ssl {
+    fn drop(&mut self) {
+        // SAFETY: we own the SSL, which owns its BIOs.
+        unsafe { sys::SSL_free(self.0 .0) }
+    }
+}
+
+// SAFETY: see SslRef; the owner serialises use.
+unsafe impl Send for Ssl {}

@@ -1,0 +1,441 @@
+//! One TLS session over memory BIOs: ciphertext in (`feed`), ciphertext out
+//! (`out_*`), plaintext through `write` / `read` / the plaintext buffer.
+//! It knows nothing of sockets.
+//!
+//! State rules:
+//! - A fatal error (protocol, verification, internal) is latched: every
+//!   later call returns the same error; nothing more is decrypted or sent.
+//! - The handshake runs implicitly from `write`, `read` and `fill_plain`.
+//! - End of stream: the peer's close_notify gives CLOSED; `feed_eof` (the
+//!   transport ended) with no close_notify gives EOF once the buffered
+//!   plaintext is gone.
+
+use crate::conf::{Conf, Role};
+use crate::error::{Code::*, Error, Result};
+use crate::ossl::ssl::{Ssl, SslRef};
+use crate::ossl::{self, verify_error_string};
+use std::ffi::CString;
+
+/// Plaintext decrypted but not yet taken: bytes `[start..end]` of `buf`.
+/// `buf` stays initialised up to its length, so refilling the tail costs no
+/// zeroing.
+#[derive(Default)]
+struct PlainBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// Decrypt in steps of one maximal TLS record.
+const RECORD: usize = 16 * 1024;
+
+impl PlainBuf {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+    fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > 4 * RECORD {
+                // An idle session should not pin a burst's worth of memory.
+                self.buf = Vec::new();
+            }
+        }
+    }
+    /// Writable room for at least one record after the live bytes, moving
+    /// them to the front when that avoids growing.
+    fn spare(&mut self) -> &mut [u8] {
+        if self.buf.len() - self.end < RECORD {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < RECORD {
+                let grow = (self.buf.len()).max(RECORD);
+                self.buf.resize(self.buf.len() + grow, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+    fn commit(&mut self, used: usize) {
+        self.end += used;
+    }
+}
+
+/// Connection facts known once the handshake is done, kept as C strings so
+/// the C API can hand out pointers.
+#[derive(Default)]
+pub struct Info {
+    pub version: CString,
+    pub cipher: CString,
+    pub alpn: CString,
+    pub peer_subject: CString,
+    pub verify: CString,
+}
+
+pub struct Session {
+    ssl: Ssl,
+    /// Keeps the conf alive as long as the session (the SSL_CTX's own
+    /// reference count already protects OpenSSL's side).
+    _conf: Conf,
+    role: Role,
+    plain: PlainBuf,
+    handshake_done: bool,
+    started: bool,
+    fatal: Option<Error>,
+    eof: bool,
+    peer_closed: bool,
+    shutdown_sent: bool,
+    info: Info,
+    last_error: CString,
+}
+
+fn cstring_lossy(s: impl Into<Vec<u8>>) -> CString {
+    let mut v: Vec<u8> = s.into();
+    v.retain(|&b| b != 0);
+    CString::new(v).unwrap_or_default()
+}
+
+impl Session {
+    pub fn new(conf: &Conf) -> Result<Session> {
+        let role = conf.role();
+        let ssl = Ssl::new(conf.ctx(), role == Role::Server)?;
+        Ok(Session {
+            ssl,
+            _conf: conf.clone(),
+            role,
+            plain: PlainBuf::default(),
+            handshake_done: false,
+            started: false,
+            fatal: None,
+            eof: false,
+            peer_closed: false,
+            shutdown_sent: false,
+            info: Info { verify: cstring_lossy("not verified"), ..Info::default() },
+            last_error: CString::default(),
+        })
+    }
+
+    pub fn ssl(&self) -> SslRef {
+        self.ssl.get()
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn handshake_done(&self) -> bool {
+        self.handshake_done
+    }
+    /// The peer's close_notify has arrived.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed || self.ssl().received_shutdown()
+    }
+    /// The transport reported its end.
+    pub fn eof(&self) -> bool {
+        self.eof
+    }
+    pub fn shutdown_sent(&self) -> bool {
+        self.shutdown_sent
+    }
+    pub fn is_failed(&self) -> bool {
+        self.fatal.is_some()
+    }
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+    /// Message of the last failure on this session ("" if none).
+    pub fn last_error(&self) -> &CString {
+        &self.last_error
+    }
+
+    /// Note a failure: latch it if the TLS state is broken (a protocol or
+    /// verification error; usage errors leave the session as it was),
+    /// remember its message.
+    pub fn fail(&mut self, e: Error) -> Error {
+        if matches!(e.code, COROTLS_ERR_TLS | COROTLS_ERR_VERIFY) && self.fatal.is_none() {
+            self.fatal = Some(e.clone());
+        }
+        if !e.is_want() {
+            self.last_error = cstring_lossy(e.msg.clone());
+        }
+        e
+    }
+
+    fn check_fatal(&self) -> Result<()> {
+        match &self.fatal {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn before_handshake(&self, what: &str) -> Result<()> {
+        if self.role != Role::Client {
+            return Err(Error::arg(format!("{what} is for client sessions")));
+        }
+        if self.started {
+            return Err(Error::arg(format!("{what} must be set before the handshake starts")));
+        }
+        Ok(())
+    }
+
+    /// Server Name Indication to send (client, before the handshake).
+    pub fn set_sni(&mut self, name: &[u8]) -> Result<()> {
+        self.before_handshake("SNI").and_then(|_| self.ssl().set_sni(name)).map_err(|e| self.fail(e))
+    }
+
+    /// Name (DNS or IP literal) the server certificate must match (client,
+    /// before the handshake; effective when the conf verifies peers).
+    pub fn set_verify_host(&mut self, name: &[u8]) -> Result<()> {
+        self.before_handshake("the host to verify")
+            .and_then(|_| self.ssl().set_verify_host(name))
+            .map_err(|e| self.fail(e))
+    }
+
+    /// ALPN protocols to offer, replacing the conf's list (client).
+    pub fn set_alpn_wire(&mut self, wire: &[u8]) -> Result<()> {
+        self.before_handshake("the ALPN offer")
+            .and_then(|_| self.ssl().set_alpn_wire(wire))
+            .map_err(|e| self.fail(e))
+    }
+
+    // ----- ciphertext side ----------------------------------------------
+
+    /// Append ciphertext received from the peer.  Does no TLS work.
+    pub fn feed(&mut self, ct: &[u8]) -> Result<()> {
+        if self.eof {
+            return Err(self.fail(Error::arg("ciphertext fed after the end of the stream")));
+        }
+        self.ssl().feed(ct).map_err(|e| self.fail(e))
+    }
+
+    /// The transport ended: no more ciphertext will come.
+    pub fn feed_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Ciphertext waiting to be sent.
+    pub fn out_pending(&self) -> usize {
+        self.ssl().out_pending()
+    }
+    /// Move produced ciphertext into `dst`; returns the count.
+    pub fn out_read(&mut self, dst: &mut [u8]) -> usize {
+        self.ssl().out_read(dst)
+    }
+    /// Append all produced ciphertext to `out`.
+    pub fn out_take_into(&mut self, out: &mut Vec<u8>) -> usize {
+        self.ssl().out_take_into(out)
+    }
+
+    // ----- handshake ----------------------------------------------------
+
+    /// Ok once the handshake is complete; WANT_READ while it needs peer
+    /// bytes; EOF if the transport ended first; an error otherwise.
+    pub fn handshake(&mut self) -> Result<()> {
+        self.check_fatal()?;
+        if self.handshake_done {
+            return Ok(());
+        }
+        self.started = true;
+        match self.ssl().handshake() {
+            Ok(()) => {
+                self.handshake_done = true;
+                self.capture_info();
+                Ok(())
+            }
+            Err(e) if e.code == COROTLS_WANT_READ && self.eof => {
+                let e = Error::new(COROTLS_EOF, "the peer closed the connection during the handshake");
+                // Nothing more can come: the session is over.
+                self.fatal = Some(e.clone());
+                Err(self.fail(e))
+            }
+            Err(e) if e.is_want() => Err(e),
+            Err(e) => {
+                self.capture_verify();
+                let e = if e.code == COROTLS_CLOSED {
+                    Error::new(COROTLS_ERR_TLS, "the peer sent close_notify during the handshake")
+                } else {
+                    e
+                };
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    fn capture_verify(&mut self) {
+        let v = self.ssl().verify_result();
+        self.info.verify = cstring_lossy(verify_error_string(v));
+    }
+
+    fn capture_info(&mut self) {
+        let ssl = self.ssl();
+        let peer = ssl.peer_certificate();
+        self.info.version = cstring_lossy(ssl.version());
+        self.info.cipher = cstring_lossy(ssl.cipher());
+        self.info.alpn = cstring_lossy(ssl.alpn_selected());
+        self.info.peer_subject = cstring_lossy(peer.as_ref().map(ossl::subject_line).unwrap_or_default());
+        // OpenSSL's verdict means something only if a certificate came.
+        if peer.is_some() {
+            self.capture_verify();
+        }
+    }
+
+    // ----- plaintext out ------------------------------------------------
+
+    /// Encrypt all of `pt` (the memory BIO takes any amount).  Drives the
+    /// handshake first; WANT_READ if it is not finished.
+    pub fn write(&mut self, pt: &[u8]) -> Result<usize> {
+        self.check_fatal()?;
+        if self.shutdown_sent {
+            return Err(self.fail(Error::arg("write after shutdown")));
+        }
+        if !self.handshake_done {
+            self.handshake()?;
+        }
+        let mut done = 0;
+        while done < pt.len() {
+            match self.ssl().write(&pt[done..]) {
+                Ok(n) => done += n,
+                Err(e) if e.code == COROTLS_CLOSED => {
+                    self.peer_closed = true;
+                    return Err(e);
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        Ok(done)
+    }
+
+    // ----- plaintext in -------------------------------------------------
+
+    /// The status a reader gets when no plaintext is available.
+    fn end_status(&self) -> Error {
+        if let Some(e) = &self.fatal {
+            e.clone()
+        } else if self.peer_closed {
+            Error::closed()
+        } else if self.eof {
+            Error::eof()
+        } else {
+            Error::want_read()
+        }
+    }
+
+    /// Decrypt straight into `buf` (after any buffered plaintext).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Err(Error::arg("read buffer is empty"));
+        }
+        if self.plain.len() > 0 {
+            let n = self.plain.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.plain.data()[..n]);
+            self.plain.consume(n);
+            return Ok(n);
+        }
+        self.read_ssl(buf)
+    }
+
+    fn read_ssl(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.check_fatal()?;
+        if !self.handshake_done {
+            self.handshake()?;
+        }
+        if self.peer_closed {
+            return Err(Error::closed());
+        }
+        match self.ssl().read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.code == COROTLS_WANT_READ => {
+                let e = self.end_status();
+                if e.code == COROTLS_EOF {
+                    self.last_error = cstring_lossy(e.msg.clone());
+                }
+                Err(e)
+            }
+            Err(e) if e.code == COROTLS_CLOSED => {
+                self.peer_closed = true;
+                self.last_error = cstring_lossy(e.msg.clone());
+                Err(e)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Drive the handshake and decrypt everything available into the
+    /// plaintext buffer.  Ok with the buffered size even when the stream
+    /// has ended (see `end_status`); Err for fatal errors only.
+    pub fn fill_plain(&mut self) -> Result<usize> {
+        if !self.handshake_done {
+            match self.handshake() {
+                Ok(()) => {}
+                Err(e) if e.is_want() => return Ok(self.plain.len()),
+                Err(e) if e.code.is_error() => return Err(e),
+                Err(_) => return Ok(self.plain.len()),
+            }
+        }
+        // The buffer is moved out while OpenSSL writes into it, so the
+        // session's other state stays freely borrowable.
+        let mut plain = std::mem::take(&mut self.plain);
+        let result = loop {
+            match self.read_ssl(plain.spare()) {
+                Ok(n) => plain.commit(n),
+                Err(e) => {
+                    break if e.code.is_error() { Err(e) } else { Ok(plain.len()) };
+                }
+            }
+        };
+        self.plain = plain;
+        result
+    }
+
+    /// Buffered plaintext (see `fill_plain`).
+    pub fn plain(&self) -> &[u8] {
+        self.plain.data()
+    }
+
+    /// Drop `n` bytes from the front of the plaintext buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.plain.consume(n)
+    }
+
+    /// What a reader of the buffer gets when it holds too little:
+    /// WANT_READ, CLOSED, EOF or the latched error.
+    pub fn starved(&self) -> Error {
+        self.end_status()
+    }
+
+    // ----- closing -------------------------------------------------------
+
+    /// Queue our close_notify (once).  Before the handshake there is nothing
+    /// to close and nothing is queued.  A session that failed returns its
+    /// error and queues nothing.
+    pub fn shutdown(&mut self) -> Result<()> {
+        self.check_fatal()?;
+        if self.shutdown_sent {
+            return Ok(());
+        }
+        self.shutdown_sent = true;
+        if !self.handshake_done {
+            return Ok(());
+        }
+        match self.ssl().shutdown() {
+            Ok(both) => {
+                if both {
+                    self.peer_closed = true;
+                }
+                Ok(())
+            }
+            // OpenSSL asks for the peer's close_notify only on a second call;
+            // ours is queued either way.
+            Err(e) if e.is_want() => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+//! A session bound to a non-blocking socket.  Moves ciphertext between the
+//! session's memory BIOs and the fd; knows nothing of event loops.
+//!
+//! Calls return WANT_READ / WANT_WRITE to say what to wait for; the caller
+//! repeats the same call (libtls style).  Ciphertext the socket did not take
+//! waits here, in order, and goes out before anything else, also when the
+//! caller gives up on an operation (`abandon_write`).
+
+use crate::conf::Conf;
+use crate::error::{Code::*, Error, Result};
+use crate::session::Session;
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+
+/// Plaintext encrypted per step of `write`: four full records, sent with one
+/// `send` when the socket has room.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Ciphertext read per `recv`.
+const RECV_CHUNK: usize = 64 * 1024;
+/// Ciphertext taken from the socket per call before decrypting, so a fast
+/// peer cannot grow memory without bound; the socket stays readable.
+const MAX_FILL: usize = 1024 * 1024;
+
+thread_local! {
+    // One receive buffer per thread, not per connection: idle connections
+    // cost nothing, and coroutine hosts with small C stacks are safe.
+    static RECV_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; RECV_CHUNK]);
+}
+
+pub struct Conn {
+    session: Session,
+    fd: RawFd,
+    /// Ciphertext taken from the session, not yet accepted by the socket.
+    out: Vec<u8>,
+    out_sent: usize,
+    /// Plaintext bytes of the caller's current write that are encrypted but
+    /// whose ciphertext is still in `out` (see `write`).
+    inflight: usize,
+}
+
+impl Conn {
+    /// Bind a new session to `fd`, which is switched to non-blocking mode.
+    /// The fd stays the caller's: `Conn` never closes it.
+    pub fn new(conf: &Conf, fd: RawFd) -> Result<Conn> {
+        if fd < 0 {
+            return Err(Error::arg("invalid file descriptor"));
+        }
+        set_nonblocking(fd)?;
+        Ok(Conn { session: Session::new(conf)?, fd, out: Vec::new(), out_sent: 0, inflight: 0 })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Ciphertext produced but not yet accepted by the socket.
+    pub fn unsent(&self) -> usize {
+        self.out.len() - self.out_sent + self.session.out_pending()
+    }
+
+    /// Record a failure on the session (for its last-error message).
+    fn fail(&mut self, e: Error) -> Error {
+        self.session.fail(e)
+    }
+
+    /// Send pending ciphertext, oldest first, in as few `send`s as possible.
+    pub fn flush(&mut self) -> Result<()> {
+        loop {
+            while self.out_sent < self.out.len() {
+                let rest = &self.out[self.out_sent..];
+                // SAFETY: rest is valid for its length; MSG_NOSIGNAL turns a
+                // dead peer into EPIPE instead of SIGPIPE.
+                let n = unsafe {
+                    libc::send(self.fd, rest.as_ptr() as *const libc::c_void, rest.len(), libc::MSG_NOSIGNAL)
+                };
+                if n >= 0 {
+                    self.out_sent += n as usize;
+                    continue;
+                }
+                let err = std::io::Error::last_os_error();
+                match err.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => return Err(Error::want_write()),
+                    _ => return Err(self.fail(Error::os("send", err))),
+                }
+            }
+            self.out.clear();
+            self.out_sent = 0;
+            if self.out.capacity() > 4 * WRITE_CHUNK {
+                self.out = Vec::new();
+            }
+            if self.session.out_take_into(&mut self.out) == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Move ciphertext from the socket into the session until the socket is
+    /// drained (a short read or EAGAIN), it reports EOF, or MAX_FILL bytes
+    /// were taken.  Returns the number of bytes taken.
+    fn fill(&mut self) -> Result<usize> {
+        if self.session.eof() {
+            return Ok(0);
+        }
+        let fd = self.fd;
+        RECV_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let mut total = 0;
+            while total < MAX_FILL {
+                // SAFETY: buf is valid for its length.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+                if n > 0 {
+                    let n = n as usize;
+                    self.session.feed(&buf[..n])?;
+                    total += n;
+                    if n < buf.len() {
+                        break;
+                    }
+                    continue;
+                }
+                if n == 0 {
+                    self.session.feed_eof();
+                    break;
+                }
+                let err = std::io::Error::last_os_error();
+                match err.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => break,
+                    _ => return Err(self.fail(Error::os("recv", err))),
+                }
+            }
+            Ok(total)
+        })
+    }
+
+    /// Complete the handshake.  OK when done (and its last flight is on the
+    /// wire); WANT_READ / WANT_WRITE to wait; EOF if the peer vanished.
+    pub fn handshake(&mut self) -> Result<()> {
+        loop {
+            let step = self.session.handshake();
+            // Whatever the step produced (a flight, or an alert) goes out
+            // before we decide what to wait for.
+            let flushed = self.flush();
+            match step {
+                Ok(()) => return flushed,
+                Err(e) if e.code == COROTLS_WANT_READ => {
+                    flushed?;
+                    if self.fill()? == 0 && !self.session.eof() {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Read plaintext into `buf`.  OK with a count > 0, or WANT_READ /
+    /// WANT_WRITE, CLOSED (close_notify), EOF (no close_notify), an error.
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if !self.session.handshake_done() {
+            self.handshake()?;
+        }
+        loop {
+            match self.session.read(buf) {
+                Ok(n) => {
+                    // Post-handshake messages (ticket, key update) ride along;
+                    // a failure here shows up on the next call.
+                    let _ = self.flush();
+                    return Ok(n);
+                }
+                Err(e) if e.code == COROTLS_WANT_READ => {
+                    if self.fill()? == 0 && !self.session.eof() {
+                        self.flush()?;
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Encrypt and send from `buf`.  Returns how many plaintext bytes are
+    /// now on the wire.  WANT_WRITE (or a count short of `buf.len()`) means:
+    /// wait for writability and call again with the rest of the same data;
+    /// up to 64 KiB of it may already be encrypted and are then not
+    /// encrypted again.
+    pub fn write(&mut self, buf: &[u8]) -> Result<usize> {
+        if !self.session.handshake_done() {
+            self.handshake()?;
+        }
+        self.flush()?;
+        // The previous call's encrypted tail has just gone out.
+        let mut done = std::mem::take(&mut self.inflight).min(buf.len());
+        while done < buf.len() {
+            let chunk = &buf[done..buf.len().min(done + WRITE_CHUNK)];
+            let n = self.session.write(chunk)?;
+            match self.flush() {
+                Ok(()) => done += n,
+                Err(e) if e.code == COROTLS_WANT_WRITE => {
+                    self.inflight = n;
+                    return if done > 0 { Ok(done) } else { Err(e) };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Give up on the current write: bytes already encrypted stay queued
+    /// and are sent first by whatever call comes next.  Returns their count.
+    pub fn abandon_write(&mut self) -> usize {
+        std::mem::take(&mut self.inflight)
+    }
+
+    /// Send close_notify.  OK once it is on the wire (the peer's is not
+    /// awaited: `session().peer_closed()` tells whether it came).
+    pub fn shutdown(&mut self) -> Result<()> {
+        self.session.shutdown()?;
+        self.flush()
+    }
+}
+
+/// Put `fd` in non-blocking mode.
+pub fn set_nonblocking(fd: RawFd) -> Result<()> {
+    // SAFETY: fcntl on an integer fd; failures are reported via errno.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(Error::last_os("fcntl(F_GETFL)"));
+        }
+        if flags & libc::O_NONBLOCK == 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(Error::last_os("fcntl(F_SETFL)"));
+        }
+    }
+    Ok(())
+}
