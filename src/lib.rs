@@ -10,6 +10,7 @@
 
 pub mod conf;
 pub mod error;
+#[cfg(feature = "capi")]
 pub mod ffi;
 pub mod ossl;
 pub mod session;
