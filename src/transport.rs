@@ -102,9 +102,9 @@ impl Conn {
     }
 
     /// Move ciphertext from the socket into the session until the socket is
-    /// drained (a short read or EAGAIN), it reports EOF, or MAX_FILL bytes
+    /// drained (a short read or EAGAIN), it reports EOF, or `max` bytes
     /// were taken.  Returns the number of bytes taken.
-    fn fill(&mut self) -> Result<usize> {
+    fn fill(&mut self, max: usize) -> Result<usize> {
         if self.session.eof() {
             return Ok(0);
         }
@@ -112,14 +112,15 @@ impl Conn {
         RECV_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
             let mut total = 0;
-            while total < MAX_FILL {
-                // SAFETY: buf is valid for its length.
-                let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            while total < max {
+                let want = buf.len().min(max - total);
+                // SAFETY: buf is valid for `want` <= its length bytes.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, want, 0) };
                 if n > 0 {
                     let n = n as usize;
                     self.session.feed(&buf[..n])?;
                     total += n;
-                    if n < buf.len() {
+                    if n < want {
                         break;
                     }
                     continue;
@@ -151,7 +152,7 @@ impl Conn {
                 Ok(()) => return flushed,
                 Err(e) if e.code == COROTLS_WANT_READ => {
                     flushed?;
-                    if self.fill()? == 0 && !self.session.eof() {
+                    if self.fill(MAX_FILL)? == 0 && !self.session.eof() {
                         return Err(e);
                     }
                 }
@@ -175,7 +176,7 @@ impl Conn {
                     return Ok(n);
                 }
                 Err(e) if e.code == COROTLS_WANT_READ => {
-                    if self.fill()? == 0 && !self.session.eof() {
+                    if self.fill(MAX_FILL)? == 0 && !self.session.eof() {
                         self.flush()?;
                         return Err(e);
                     }
@@ -183,6 +184,37 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Take up to `max` bytes of ciphertext from the socket (fewer when it
+    /// is drained or reports EOF) and decrypt all the session can into its
+    /// plaintext buffer (`session().plain()`, `session_mut().consume()`).
+    /// Drives the handshake first (its WANT_* and errors are returned).
+    ///
+    /// Ok with the number of buffered plaintext bytes, also when the stream
+    /// has ended (`session().starved()` tells how).  Buffered data comes
+    /// before a failure: an error is returned only when nothing is
+    /// buffered; a broken socket then reads as EOF after the data, and a
+    /// TLS error stays latched in the session.  Post-handshake messages
+    /// (tickets, key updates) are flushed as a side effect; what the socket
+    /// does not take stays in `unsent()`.
+    pub fn pull(&mut self, max: usize) -> Result<usize> {
+        if !self.session.handshake_done() {
+            self.handshake()?;
+        }
+        let filled = self.fill(max.max(1));
+        let decrypted = self.session.fill_plain();
+        let n = self.session.plain().len();
+        if n == 0 {
+            filled?;
+            decrypted?;
+        } else if filled.is_err() {
+            self.session.feed_eof();
+        }
+        if self.unsent() > 0 {
+            let _ = self.flush();
+        }
+        Ok(n)
     }
 
     /// Encrypt and send from `buf`.  Returns how many plaintext bytes are
@@ -239,4 +271,71 @@ pub fn set_nonblocking(fd: RawFd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::{ConfBuilder, Identity, Role};
+    use crate::testutil::cert;
+
+    fn pair() -> (Conn, Conn) {
+        let mut sb = ConfBuilder::new(Role::Server);
+        sb.add_identity(Identity::from_files(&cert("leaf.crt"), &cert("leaf.key"), None).unwrap()).unwrap();
+        let mut cb = ConfBuilder::new(Role::Client);
+        cb.add_ca_file(&cert("ca.crt")).unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+        let mut c = Conn::new(&cb.build().unwrap(), fds[0]).unwrap();
+        let mut s = Conn::new(&sb.build().unwrap(), fds[1]).unwrap();
+        for _ in 0..100 {
+            let rc = c.handshake();
+            let rs = s.handshake();
+            if rc.is_ok() && rs.is_ok() {
+                return (c, s);
+            }
+        }
+        panic!("handshake did not finish");
+    }
+
+    #[test]
+    fn pull_takes_at_most_max_and_keeps_data_before_the_end() {
+        let (mut c, mut s) = pair();
+        let data: Vec<u8> = (0..100_000).map(|i| (i % 253) as u8).collect();
+        assert_eq!(c.write(&data).unwrap(), data.len());
+        // One pull of 20 KiB of ciphertext yields at most that much text.
+        let n = s.pull(20 * 1024).unwrap();
+        assert!(n > 0 && n <= 20 * 1024, "{n}");
+        let mut got = s.session().plain().to_vec();
+        s.session_mut().consume(n);
+        // The peer closes cleanly: the rest of the data still comes first.
+        c.shutdown().unwrap();
+        // (Unread tickets at close would make the kernel reset the stream.)
+        crate::net::discard_input(c.fd(), 1 << 20);
+        crate::net::close_fd(c.fd());
+        loop {
+            let n = s.pull(1 << 20).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(s.session().plain());
+            s.session_mut().consume(n);
+        }
+        assert_eq!(got, data);
+        assert_eq!(s.session().starved().code, COROTLS_CLOSED);
+        crate::net::close_fd(s.fd());
+    }
+
+    #[test]
+    fn pull_reports_want_read_and_eof() {
+        let (c, mut s) = pair();
+        assert_eq!(s.pull(1 << 20).unwrap(), 0);
+        assert_eq!(s.session().starved().code, COROTLS_WANT_READ);
+        crate::net::discard_input(c.fd(), 1 << 20);
+        crate::net::close_fd(c.fd());
+        assert_eq!(s.pull(1 << 20).unwrap(), 0);
+        assert_eq!(s.session().starved().code, COROTLS_EOF);
+        crate::net::close_fd(s.fd());
+    }
 }

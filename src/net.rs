@@ -1,0 +1,485 @@
+//! Socket helpers of the transport layer: name resolution (getaddrinfo,
+//! blocking: callers that must not block run it off their thread), a plain
+//! TCP listener on (host, service), non-blocking connect, accept4, and
+//! address formatting.  Every socket is created non-blocking and
+//! close-on-exec.  Knows nothing of TLS or event loops.
+
+use crate::error::{Error, Result};
+use std::ffi::{CStr, CString};
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+
+/// Listen backlog used by `listen`.
+pub const BACKLOG: i32 = 1024;
+
+/// How a name is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Numeric host and numeric port only: never touches the network or
+    /// any database.  A name gives `Ok(None)`.
+    NumericOnly,
+    /// Anything getaddrinfo accepts (may block on DNS).
+    Any,
+}
+
+/// `[::1]` -> `::1`: the bracketed form people write for IPv6 literals.
+fn strip_brackets(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
+fn cstr(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::arg(format!("{what} contains a NUL byte")))
+}
+
+/// Resolve `host` (None or "" with `passive`: the wildcard address) and
+/// `service` (a port number or a service name) to stream socket addresses,
+/// in getaddrinfo's order.
+pub fn resolve(host: Option<&str>, service: &str, passive: bool, lookup: Lookup) -> Result<Option<Vec<SocketAddr>>> {
+    let host = host.map(strip_brackets).filter(|h| !h.is_empty());
+    if host.is_none() && !passive {
+        return Err(Error::arg("host is empty"));
+    }
+    if service.is_empty() {
+        return Err(Error::arg("service is empty"));
+    }
+    let chost = host.map(|h| cstr("host", h)).transpose()?;
+    let cserv = cstr("service", service)?;
+    // SAFETY: an all-zero addrinfo is the documented "no hints" value.
+    let mut hints: libc::addrinfo = unsafe { zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    hints.ai_socktype = libc::SOCK_STREAM;
+    hints.ai_protocol = libc::IPPROTO_TCP;
+    if passive {
+        hints.ai_flags |= libc::AI_PASSIVE;
+    }
+    if lookup == Lookup::NumericOnly {
+        hints.ai_flags |= libc::AI_NUMERICHOST | libc::AI_NUMERICSERV;
+    }
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: the strings are NUL-terminated and live across the call;
+    // `res` receives a list we free below.
+    let rc = unsafe {
+        libc::getaddrinfo(
+            chost.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            cserv.as_ptr(),
+            &hints,
+            &mut res,
+        )
+    };
+    if rc != 0 {
+        if lookup == Lookup::NumericOnly && rc == libc::EAI_NONAME {
+            return Ok(None);
+        }
+        let msg = if rc == libc::EAI_SYSTEM {
+            std::io::Error::last_os_error().to_string()
+        } else {
+            // SAFETY: gai_strerror returns a static string.
+            unsafe { CStr::from_ptr(libc::gai_strerror(rc)) }.to_string_lossy().into_owned()
+        };
+        return Err(Error::new(
+            crate::error::Code::COROTLS_ERR_IO,
+            format!("cannot resolve {}:{service}: {msg}", host.unwrap_or("*")),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut p = res;
+    while !p.is_null() {
+        // SAFETY: p walks the list getaddrinfo returned; each ai_addr is
+        // valid for ai_addrlen bytes.
+        unsafe {
+            let ai = &*p;
+            if let Some(a) = sockaddr_to_std(ai.ai_addr as *const libc::sockaddr_storage, ai.ai_addrlen) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+            p = ai.ai_next;
+        }
+    }
+    // SAFETY: res came from a successful getaddrinfo.
+    unsafe { libc::freeaddrinfo(res) };
+    if out.is_empty() {
+        return Err(Error::new(crate::error::Code::COROTLS_ERR_IO, "no IPv4 or IPv6 address found"));
+    }
+    Ok(Some(out))
+}
+
+/// # Safety
+/// `sa` is valid for `len` bytes.
+unsafe fn sockaddr_to_std(sa: *const libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    match (*sa).ss_family as i32 {
+        libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
+            let a = &*(sa as *const libc::sockaddr_in);
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
+            let a = &*(sa as *const libc::sockaddr_in6);
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn std_to_sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match a {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is large enough and suitably aligned
+            // for sockaddr_in.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_scope_id = v6.scope_id();
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+fn family(a: &SocketAddr) -> i32 {
+    if a.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    }
+}
+
+/// A new non-blocking, close-on-exec stream socket.
+fn stream_socket(domain: i32) -> Result<RawFd> {
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::last_os("socket"));
+    }
+    Ok(fd)
+}
+
+fn setsockopt_int(fd: RawFd, level: i32, name: i32, v: i32) -> std::io::Result<()> {
+    // SAFETY: v lives across the call and its size is given.
+    let rc = unsafe {
+        libc::setsockopt(fd, level, name, &v as *const i32 as *const libc::c_void, size_of::<i32>() as libc::socklen_t)
+    };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Close an fd, ignoring errors (used on failure paths and by owners).
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: the caller owns fd and does not use it afterwards.
+    unsafe { libc::close(fd) };
+}
+
+/// A plain TCP listener on (host, service): the first address getaddrinfo
+/// gives that can be bound.  `host` None or "" means every local address
+/// (IPv6 wildcard when available, which on Linux also accepts IPv4).
+/// SO_REUSEADDR is set.  Resolution is synchronous.
+pub fn listen(host: Option<&str>, service: &str, backlog: i32) -> Result<RawFd> {
+    let mut addrs = resolve(host, service, true, Lookup::Any)?.unwrap_or_default();
+    if host.map_or(true, |h| h.is_empty()) {
+        // Prefer the IPv6 wildcard (dual-stack) when the host names none.
+        addrs.sort_by_key(|a| a.is_ipv4());
+    }
+    let mut last = Error::arg("no address to listen on");
+    for a in &addrs {
+        match listen_on(a, backlog) {
+            Ok(fd) => return Ok(fd),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn listen_on(a: &SocketAddr, backlog: i32) -> Result<RawFd> {
+    let fd = stream_socket(family(a))?;
+    let r = (|| {
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).map_err(|e| Error::os("SO_REUSEADDR", e))?;
+        let (ss, len) = std_to_sockaddr(a);
+        // SAFETY: ss is a valid sockaddr of len bytes.
+        if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
+            return Err(Error::last_os(&format!("bind {a}")));
+        }
+        // SAFETY: plain syscall on our socket.
+        if unsafe { libc::listen(fd, backlog) } < 0 {
+            return Err(Error::last_os(&format!("listen {a}")));
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            close_fd(fd);
+            Err(e)
+        }
+    }
+}
+
+/// Progress of a non-blocking connect.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Connecting {
+    /// Connected already (loopback sometimes is).
+    Done,
+    /// In progress: wait for writability, then `connect_result`.
+    InProgress,
+}
+
+/// Start a non-blocking connect to `a` on a new socket.
+pub fn connect_start(a: &SocketAddr) -> Result<(RawFd, Connecting)> {
+    let fd = stream_socket(family(a))?;
+    match connect_on(fd, a) {
+        Ok(c) => Ok((fd, c)),
+        Err(e) => {
+            close_fd(fd);
+            Err(e)
+        }
+    }
+}
+
+/// Start a non-blocking connect to `a` with a fresh socket that takes the
+/// number `fd` (the old socket behind `fd` is closed by the replacement).
+/// Used to try the next address of a name without changing the fd a
+/// caller already holds.
+pub fn connect_again(fd: RawFd, a: &SocketAddr) -> Result<Connecting> {
+    let s = stream_socket(family(a))?;
+    // SAFETY: both are our sockets; dup3 atomically replaces fd.
+    let rc = unsafe { libc::dup3(s, fd, libc::O_CLOEXEC) };
+    close_fd(s);
+    if rc < 0 {
+        return Err(Error::last_os("dup3"));
+    }
+    crate::transport::set_nonblocking(fd)?;
+    connect_on(fd, a)
+}
+
+fn connect_on(fd: RawFd, a: &SocketAddr) -> Result<Connecting> {
+    let _ = set_nodelay(fd);
+    let (ss, len) = std_to_sockaddr(a);
+    loop {
+        // SAFETY: ss is a valid sockaddr of len bytes.
+        if unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) } == 0 {
+            return Ok(Connecting::Done);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINPROGRESS) | Some(libc::EALREADY) => return Ok(Connecting::InProgress),
+            Some(libc::EINTR) => return Ok(Connecting::InProgress),
+            _ => return Err(Error::os(&format!("connect {a}"), e)),
+        }
+    }
+}
+
+/// The outcome of a connect that reported writability: Ok once connected.
+pub fn connect_result(fd: RawFd) -> Result<Option<()>> {
+    let mut err: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: err and len are valid for getsockopt to fill.
+    let rc = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut i32 as *mut libc::c_void, &mut len)
+    };
+    if rc < 0 {
+        return Err(Error::last_os("getsockopt(SO_ERROR)"));
+    }
+    match err {
+        0 => {}
+        libc::EINPROGRESS | libc::EALREADY => return Ok(None),
+        e => {
+            let peer = peer_addr(fd).map(|a| a.to_string()).unwrap_or_else(|_| "peer".into());
+            return Err(Error::os(&format!("connect {peer}"), std::io::Error::from_raw_os_error(e)));
+        }
+    }
+    // SO_ERROR 0 with no peer means still in progress.
+    match raw_name(fd, libc::getpeername) {
+        Ok(_) => Ok(Some(())),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(None),
+        Err(e) => Err(Error::os("getpeername", e)),
+    }
+}
+
+/// Accept one connection: Ok(None) when none is waiting.  The new socket
+/// is non-blocking and close-on-exec, with TCP_NODELAY.
+pub fn accept(lfd: RawFd) -> Result<Option<RawFd>> {
+    loop {
+        // SAFETY: plain syscall; we do not ask for the peer address.
+        let fd = unsafe {
+            libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        };
+        if fd >= 0 {
+            let _ = set_nodelay(fd);
+            return Ok(Some(fd));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => return Ok(None),
+            // The connection died in the queue: take the next one.
+            Some(libc::EINTR) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => continue,
+            _ => return Err(Error::os("accept", e)),
+        }
+    }
+}
+
+/// Read and drop up to `max` bytes that have already arrived (never
+/// waits).  Closing a socket with unread input makes the kernel answer
+/// with a reset, which can destroy data still in flight to the peer (such
+/// as a close_notify sent just before): drain first.
+pub fn discard_input(fd: RawFd, max: usize) {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    while total < max {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT) };
+        if n <= 0 {
+            break;
+        }
+        total += n as usize;
+    }
+}
+
+/// Disable Nagle: TLS already writes whole records.
+pub fn set_nodelay(fd: RawFd) -> Result<()> {
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1).map_err(|e| Error::os("TCP_NODELAY", e))
+}
+
+type NameFn = unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32;
+
+fn raw_name(fd: RawFd, f: NameFn) -> std::io::Result<Option<SocketAddr>> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: ss/len describe a writable buffer of the right size.
+    if unsafe { f(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled len bytes of ss.
+    Ok(unsafe { sockaddr_to_std(&ss, len) })
+}
+
+fn name_of(fd: RawFd, what: &str, f: NameFn) -> Result<SocketAddr> {
+    match raw_name(fd, f) {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => Err(Error::arg(format!("{what}: not an IP socket"))),
+        Err(e) => Err(Error::os(what, e)),
+    }
+}
+
+/// The socket's local address.
+pub fn local_addr(fd: RawFd) -> Result<SocketAddr> {
+    name_of(fd, "getsockname", libc::getsockname)
+}
+
+/// The connected peer's address.
+pub fn peer_addr(fd: RawFd) -> Result<SocketAddr> {
+    name_of(fd, "getpeername", libc::getpeername)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_lookup_never_resolves_names() {
+        assert_eq!(resolve(Some("localhost"), "443", false, Lookup::NumericOnly).unwrap(), None);
+        assert_eq!(resolve(Some("127.0.0.1"), "https", false, Lookup::NumericOnly).unwrap(), None);
+        let v = resolve(Some("[::1]"), "8443", false, Lookup::NumericOnly).unwrap().unwrap();
+        assert_eq!(v, vec!["[::1]:8443".parse().unwrap()]);
+        let v = resolve(Some("127.0.0.1"), "443", false, Lookup::NumericOnly).unwrap().unwrap();
+        assert_eq!(v, vec!["127.0.0.1:443".parse().unwrap()]);
+    }
+
+    #[test]
+    fn resolve_errors_are_clear() {
+        let e = resolve(None, "443", false, Lookup::Any).unwrap_err();
+        assert!(e.msg.contains("host is empty"));
+        let e = resolve(Some("127.0.0.1"), "", false, Lookup::Any).unwrap_err();
+        assert!(e.msg.contains("service is empty"));
+        let e = resolve(Some("127.0.0.1"), "no-such-service-xyz", false, Lookup::Any).unwrap_err();
+        assert!(e.msg.contains("cannot resolve"), "{}", e.msg);
+        let e = resolve(Some("a\0b"), "1", false, Lookup::Any).unwrap_err();
+        assert!(e.msg.contains("NUL"));
+    }
+
+    #[test]
+    fn listen_connect_accept_over_ipv4_and_ipv6() {
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            let l = listen(Some(host), "0", 8).unwrap();
+            let la = local_addr(l).unwrap();
+            assert_ne!(la.port(), 0);
+            let (c, st) = connect_start(&la).unwrap();
+            if st == Connecting::InProgress {
+                let mut pfd = libc::pollfd { fd: c, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 5000) };
+            }
+            assert_eq!(connect_result(c).unwrap(), Some(()));
+            let mut a = None;
+            for _ in 0..100 {
+                a = accept(l).unwrap();
+                if a.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let a = a.expect("accepted");
+            assert_eq!(peer_addr(a).unwrap(), local_addr(c).unwrap());
+            assert_eq!(accept(l).unwrap(), None);
+            for fd in [a, c, l] {
+                close_fd(fd);
+            }
+        }
+    }
+
+    #[test]
+    fn reuseaddr_lets_a_port_be_listened_on_again() {
+        let l = listen(Some("127.0.0.1"), "0", 8).unwrap();
+        let port = local_addr(l).unwrap().port().to_string();
+        let (c, _) = connect_start(&local_addr(l).unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let a = accept(l).unwrap().unwrap();
+        // The server side closes first: its end goes to TIME_WAIT.
+        close_fd(a);
+        close_fd(c);
+        close_fd(l);
+        let l2 = listen(Some("127.0.0.1"), &port, 8).unwrap();
+        close_fd(l2);
+        let e = listen(Some("127.0.0.1"), "no-such-service-xyz", 8).unwrap_err();
+        assert!(e.msg.contains("cannot resolve"));
+    }
+
+    #[test]
+    fn refused_connect_is_reported() {
+        let l = listen(Some("127.0.0.1"), "0", 8).unwrap();
+        let a = local_addr(l).unwrap();
+        close_fd(l);
+        match connect_start(&a) {
+            Err(e) => assert!(e.msg.contains("refused"), "{}", e.msg),
+            Ok((fd, _)) => {
+                let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 5000) };
+                let e = connect_result(fd).unwrap_err();
+                assert!(e.msg.contains("refused"), "{}", e.msg);
+                close_fd(fd);
+            }
+        }
+    }
+}
