@@ -5,13 +5,19 @@
 //! - [`ossl`]: the only home of raw OpenSSL calls;
 //! - [`conf`]: the configuration builder and the immutable, shared `Conf`;
 //! - [`session`]: one TLS session over memory BIOs (sans-IO);
-//! - [`transport`]: a session bound to a non-blocking socket;
+//! - [`transport`]: a session bound to a non-blocking socket, and [`net`]:
+//!   the socket helpers (listen, connect, accept, name resolution);
+//! - [`event_loop`] (`src/loop/`): the reactor that gives coroutine hosts
+//!   script-level TLS calls (accept, connect, handshake, send, recv, close);
 //! - [`ffi`]: the C ABI (`include/corotls.h` is generated from it).
 
 pub mod conf;
 pub mod error;
 #[cfg(feature = "capi")]
 pub mod ffi;
+#[path = "loop/mod.rs"]
+pub mod event_loop;
+pub mod net;
 pub mod ossl;
 pub mod session;
 pub mod transport;

@@ -1,0 +1,412 @@
+//! One entry of the fd table: a listener or a TLS connection, the operation
+//! in flight on it (at most one: the busy rule), and what it waits for.
+//!
+//! The attempts here never block and never call back: they return
+//! `Poll::Ready` with an outcome or `Poll::Pending` after noting what to
+//! wait for.  The loop turns outcomes into inline results or completions.
+
+use super::{Callback, Read};
+use crate::conf::Conf;
+use crate::error::{Code, Code::*, Error, Result};
+use crate::transport::Conn;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::task::Poll;
+
+/// Ciphertext taken from the socket per step of a read operation.
+const READ_STEP: usize = 1024 * 1024;
+/// Ciphertext taken per background step when a read limit is set: the
+/// most the limit can be overshot by (plus one partial record).
+const BG_STEP: usize = 64 * 1024;
+/// Plaintext kept unread before background reading pauses, by default.
+pub const DEFAULT_LIMIT: usize = 1024 * 1024;
+/// A delivered-chunk buffer larger than this is freed, not kept.
+const KEEP_CHUNK: usize = 16 * 1024;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Interest {
+    pub const NONE: Interest = Interest { read: false, write: false };
+    pub const READ: Interest = Interest { read: true, write: false };
+    pub const WRITE: Interest = Interest { read: false, write: true };
+
+    pub fn is_none(self) -> bool {
+        !self.read && !self.write
+    }
+    fn of_want(code: Code) -> Interest {
+        if code == COROTLS_WANT_WRITE {
+            Interest::WRITE
+        } else {
+            Interest::READ
+        }
+    }
+}
+
+pub(super) struct Op {
+    pub id: u64,
+    pub kind: OpKind,
+    pub cb: Callback,
+    pub timed: bool,
+}
+
+pub(super) enum OpKind {
+    Accept { conf: Option<Conf> },
+    Connect { addrs: Vec<SocketAddr>, next: usize },
+    Handshake,
+    /// `data` is what was left to send when the operation went pending;
+    /// `before` plaintext bytes had gone out inline.
+    Send { data: Vec<u8>, done: usize, before: usize },
+    Read(ReadState),
+}
+
+impl OpKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpKind::Accept { .. } => "accept",
+            OpKind::Connect { .. } => "connect",
+            OpKind::Handshake => "handshake",
+            OpKind::Send { .. } => "send",
+            OpKind::Read(_) => "recv",
+        }
+    }
+}
+
+/// A read request and how far its delimiter search got.
+pub(super) struct ReadState {
+    pub want: Read,
+    scanned: usize,
+}
+
+impl ReadState {
+    pub fn new(want: Read) -> ReadState {
+        ReadState { want, scanned: 0 }
+    }
+
+    /// How many bytes at the front of `plain` complete the request.
+    fn ready(&mut self, plain: &[u8]) -> Option<usize> {
+        match &self.want {
+            Read::Any => (!plain.is_empty()).then_some(plain.len()),
+            Read::Exactly(n) => (plain.len() >= *n).then_some(*n),
+            Read::Until { delim, max } => {
+                let end = if *max > 0 { plain.len().min(*max) } else { plain.len() };
+                let start = self.scanned.saturating_sub(delim.len() - 1).min(end);
+                if let Some(i) = find(&plain[start..end], delim) {
+                    return Some(start + i + delim.len());
+                }
+                if *max > 0 && plain.len() >= *max {
+                    return Some(*max);
+                }
+                self.scanned = end;
+                None
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    match needle {
+        [b] => hay.iter().position(|x| x == b),
+        _ => hay.windows(needle.len()).position(|w| w == needle),
+    }
+}
+
+/// How an operation ended.
+pub(super) struct Outcome {
+    pub code: Code,
+    /// The connection the result is about (the new one for accept and
+    /// connect; -1 when they fail).
+    pub fd: RawFd,
+    pub data: Vec<u8>,
+    pub count: usize,
+    pub msg: String,
+}
+
+impl Outcome {
+    pub fn ok(fd: RawFd) -> Outcome {
+        Outcome { code: COROTLS_OK, fd, data: Vec::new(), count: 0, msg: String::new() }
+    }
+    pub fn err(fd: RawFd, e: Error) -> Outcome {
+        Outcome { code: e.code, fd, data: Vec::new(), count: 0, msg: e.msg }
+    }
+    pub fn of(fd: RawFd, r: Result<()>) -> Outcome {
+        match r {
+            Ok(()) => Outcome::ok(fd),
+            Err(e) => Outcome::err(fd, e),
+        }
+    }
+    pub fn with_count(mut self, n: usize) -> Outcome {
+        self.count = n;
+        self
+    }
+    pub fn with_data(mut self, d: Vec<u8>) -> Outcome {
+        self.count = d.len();
+        self.data = d;
+        self
+    }
+}
+
+pub(super) struct Entry {
+    pub closed: bool,
+    /// What the poller has enabled for this fd (None: disabled, as after a
+    /// oneshot event was delivered).
+    pub armed: Option<Interest>,
+    /// Message of the last failure on this fd ("" if none).
+    pub last_error: String,
+    pub kind: Kind,
+}
+
+pub(super) enum Kind {
+    Listener(Listener),
+    Conn(Box<ConnEntry>),
+}
+
+pub(super) struct Listener {
+    /// The conf new connections get when accept is given none (reload
+    /// replaces it; connections keep theirs).
+    pub conf: Option<Conf>,
+    pub op: Option<Op>,
+}
+
+impl Entry {
+    pub fn new(kind: Kind) -> Entry {
+        Entry { closed: false, armed: None, last_error: String::new(), kind }
+    }
+
+    pub fn op_mut(&mut self) -> &mut Option<Op> {
+        match &mut self.kind {
+            Kind::Listener(l) => &mut l.op,
+            Kind::Conn(c) => &mut c.op,
+        }
+    }
+
+    pub fn interest(&self) -> Interest {
+        match &self.kind {
+            Kind::Listener(l) if l.op.is_some() => Interest::READ,
+            Kind::Listener(_) => Interest::NONE,
+            Kind::Conn(c) => c.interest(),
+        }
+    }
+
+    pub fn note(&mut self, e: &Error) {
+        if e.code.is_error() || e.code == COROTLS_EOF {
+            self.last_error = e.msg.clone();
+        }
+    }
+}
+
+pub(super) struct ConnEntry {
+    pub conn: Conn,
+    pub op: Option<Op>,
+    /// What the pending handshake / send / read last waited for.
+    pub want: Interest,
+    /// Background reading pauses while this much plaintext is unread
+    /// (0: no limit).
+    pub limit: usize,
+    /// The chunk an inline read delivered (valid until the next operation).
+    pub chunk: Vec<u8>,
+    pub read_dead: bool,
+    pub write_dead: bool,
+}
+
+impl ConnEntry {
+    pub fn new(conn: Conn, op: Option<Op>) -> ConnEntry {
+        ConnEntry {
+            conn,
+            op,
+            want: Interest::NONE,
+            limit: DEFAULT_LIMIT,
+            chunk: Vec::new(),
+            read_dead: false,
+            write_dead: false,
+        }
+    }
+
+    pub fn unread(&self) -> usize {
+        self.conn.session().plain().len()
+    }
+
+    /// The previous inline chunk is no longer promised to the caller.
+    pub fn release_chunk(&mut self) {
+        if self.chunk.capacity() > KEEP_CHUNK {
+            self.chunk = Vec::new();
+        } else {
+            self.chunk.clear();
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        let s = self.conn.session();
+        !(s.eof() || s.peer_closed() || s.is_failed() || self.read_dead || self.write_dead)
+    }
+
+    fn bg_read_enabled(&self) -> bool {
+        let s = self.conn.session();
+        !matches!(self.op.as_ref().map(|o| &o.kind), Some(OpKind::Read(_)) | Some(OpKind::Connect { .. }))
+            && s.handshake_done()
+            && !(s.eof() || s.peer_closed() || s.is_failed() || self.read_dead)
+            && (self.limit == 0 || self.unread() < self.limit)
+    }
+
+    pub fn interest(&self) -> Interest {
+        let mut i = Interest::NONE;
+        if let Some(op) = &self.op {
+            match op.kind {
+                OpKind::Connect { .. } => i = Interest::WRITE,
+                OpKind::Handshake | OpKind::Send { .. } => i = self.want,
+                OpKind::Read(_) => {
+                    i = self.want;
+                    i.read = true;
+                }
+                OpKind::Accept { .. } => {}
+            }
+        }
+        if self.bg_read_enabled() {
+            i.read = true;
+        }
+        if !self.write_dead && self.conn.unsent() > 0 {
+            i.write = true;
+        }
+        i
+    }
+
+    fn pending_on(&mut self, e: &Error) {
+        self.want = Interest::of_want(e.code);
+    }
+
+    pub fn try_handshake(&mut self) -> Poll<Result<()>> {
+        match self.conn.handshake() {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(e) if e.is_want() => {
+                self.pending_on(&e);
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Send `data[*done..]`, advancing `done` by what went on the wire.
+    pub fn try_send(&mut self, data: &[u8], done: &mut usize) -> Poll<Result<()>> {
+        match self.conn.write(&data[*done..]) {
+            Ok(n) => {
+                *done += n;
+                if *done >= data.len() {
+                    Poll::Ready(Ok(()))
+                } else {
+                    self.want = Interest::WRITE;
+                    Poll::Pending
+                }
+            }
+            Err(e) if e.is_want() => {
+                self.pending_on(&e);
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Ready(n): the first n buffered plaintext bytes complete the request.
+    /// Ready(Err): the stream ended (CLOSED, EOF) or failed first; what is
+    /// buffered stays buffered.
+    pub fn try_read(&mut self, st: &mut ReadState) -> Poll<Result<usize>> {
+        if let Some(n) = st.ready(self.conn.session().plain()) {
+            return Poll::Ready(Ok(n));
+        }
+        match self.conn.pull(READ_STEP) {
+            Ok(_) => {}
+            Err(e) if e.is_want() => {
+                self.pending_on(&e);
+                return Poll::Pending;
+            }
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        if let Some(n) = st.ready(self.conn.session().plain()) {
+            return Poll::Ready(Ok(n));
+        }
+        let end = self.conn.session().starved();
+        if end.code == COROTLS_WANT_READ {
+            self.want = Interest::READ;
+            Poll::Pending
+        } else {
+            Poll::Ready(Err(end))
+        }
+    }
+
+    /// Take the first `n` buffered plaintext bytes.
+    pub fn take(&mut self, n: usize) -> Vec<u8> {
+        let v = self.conn.session().plain()[..n].to_vec();
+        self.conn.session_mut().consume(n);
+        v
+    }
+
+    /// Take the first `n` buffered plaintext bytes into `chunk`.
+    pub fn take_into_chunk(&mut self, n: usize) {
+        self.chunk.clear();
+        self.chunk.extend_from_slice(&self.conn.session().plain()[..n]);
+        self.conn.session_mut().consume(n);
+    }
+
+    /// Work done while no operation asks for it: read ahead (up to the
+    /// limit) so that a peer's close is seen and a later recv finds data,
+    /// and flush ciphertext left by a timed-out send.  Returns a failure to
+    /// remember; the direction that failed is not retried.
+    pub fn background(&mut self) -> Option<Error> {
+        let mut failed = None;
+        if self.bg_read_enabled() {
+            let step = if self.limit == 0 { READ_STEP } else { BG_STEP };
+            match self.conn.pull(step) {
+                Ok(_) => {}
+                Err(e) if e.is_want() => {}
+                Err(e) => {
+                    self.read_dead = true;
+                    failed = Some(e);
+                }
+            }
+        }
+        let sending = matches!(self.op.as_ref().map(|o| &o.kind), Some(OpKind::Send { .. } | OpKind::Handshake));
+        if !sending && !self.write_dead && self.conn.unsent() > 0 {
+            match self.conn.flush() {
+                Ok(()) => {}
+                Err(e) if e.is_want() => {}
+                Err(e) => {
+                    self.write_dead = true;
+                    failed = Some(e);
+                }
+            }
+        }
+        failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn until(d: &[u8], max: usize) -> ReadState {
+        ReadState::new(Read::Until { delim: d.to_vec(), max })
+    }
+
+    #[test]
+    fn read_requests() {
+        assert_eq!(ReadState::new(Read::Any).ready(b""), None);
+        assert_eq!(ReadState::new(Read::Any).ready(b"abc"), Some(3));
+        assert_eq!(ReadState::new(Read::Exactly(4)).ready(b"abc"), None);
+        assert_eq!(ReadState::new(Read::Exactly(2)).ready(b"abc"), Some(2));
+        assert_eq!(until(b"\n", 0).ready(b"ab\ncd\n"), Some(3));
+        assert_eq!(until(b"\r\n", 0).ready(b"ab\r"), None);
+        // A delimiter split across two arrivals is found.
+        let mut st = until(b"\r\n", 0);
+        assert_eq!(st.ready(b"ab\r"), None);
+        assert_eq!(st.ready(b"ab\r\nxy"), Some(4));
+        // max: the request completes with max bytes when no delimiter
+        // ends within them.
+        assert_eq!(until(b"\n", 4).ready(b"abcdef\n"), Some(4));
+        assert_eq!(until(b"\n", 4).ready(b"abc\n"), Some(4));
+        assert_eq!(until(b"\n", 4).ready(b"abc"), None);
+        assert_eq!(until(b"xyz", 5).ready(b"abxyzq"), Some(5));
+        assert_eq!(until(b"xyz", 4).ready(b"abxyzq"), Some(4));
+    }
+}

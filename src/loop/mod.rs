@@ -1,0 +1,1064 @@
+//! The loop: script-level TLS for coroutine hosts.
+//!
+//! A reactor over `polling::Poller` (epoll / kqueue, oneshot interest) that
+//! owns sockets, operation deadlines and a table of TLS connections
+//! addressed by their real socket fd.  Operations (accept, connect,
+//! handshake, send, recv/read, close) either finish at once (`Ready::Now`,
+//! and then never call back) or return `Ready::Pending` and complete later,
+//! exactly once, through their callback on the thread that runs
+//! `dispatch`.
+//!
+//! Threads: every method takes `&self` and may be called from any thread.
+//! The table lock, the timer lock and the completion queue are leaves;
+//! each entry has its own lock, held only while its session is worked on
+//! (no I/O wait happens under any lock).  At most one thread dispatches at
+//! a time; callbacks run with no lock held, so they may call back in.
+//!
+//! Depends on transport / session / conf only; the C ABI is `ffi::loop`.
+
+mod entry;
+mod resolver;
+mod table;
+mod timers;
+#[cfg(test)]
+mod tests;
+
+use crate::conf::{Conf, Role};
+use crate::error::{Code, Code::*, Error, Result};
+use crate::net::{self, Lookup};
+use crate::transport::Conn;
+use entry::{ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState};
+use polling::{Event, Events, PollMode, Poller};
+use resolver::Resolver;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use table::{Slot, Table};
+use timers::Timers;
+
+pub use entry::DEFAULT_LIMIT;
+
+/// Poller key of the timerfd (polling reserves usize::MAX for itself).
+pub(crate) const TIMER_KEY: usize = usize::MAX - 1;
+
+/// What a deadline belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// An operation on the entry with this fd and generation.
+    Slot { fd: RawFd, gen: u32 },
+    /// A connect whose name is being resolved (no fd yet).
+    Resolving,
+}
+
+/// What a completion callback receives.
+pub struct Done<'a> {
+    /// The connection the result is about: the new one for accept and
+    /// connect (-1 when they did not produce one), else the operation's fd.
+    pub fd: RawFd,
+    pub code: Code,
+    /// Plaintext, for a read that completed with OK.
+    pub data: &'a [u8],
+    /// For send: plaintext bytes committed to the stream (all of them on
+    /// OK; on TIMEOUT the prefix that will still reach the peer).  For a
+    /// read: `data.len()`.
+    pub count: usize,
+    /// The message of a result other than OK ("" for OK).
+    pub msg: &'a str,
+}
+
+/// A completion callback: runs once, on the dispatching thread.
+pub type Callback = Box<dyn FnOnce(&Done<'_>) + Send>;
+
+/// How an operation started.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ready<T> {
+    /// Finished inline: no callback will run.
+    Now(T),
+    /// Will complete through its callback.
+    Pending,
+}
+
+/// Plaintext delivered inline, owned by the connection's entry: valid
+/// until the next operation on that fd (handshake, send, recv, read, close)
+/// or until the loop is freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Chunk {
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// # Safety
+    /// No operation on the chunk's fd has started since it was returned.
+    pub unsafe fn as_slice<'a>(&self) -> &'a [u8] {
+        if self.len == 0 {
+            &[]
+        } else {
+            std::slice::from_raw_parts(self.ptr, self.len)
+        }
+    }
+}
+
+/// What a read waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// All plaintext available, at least one byte (recv).
+    Any,
+    /// Exactly this many bytes (> 0).
+    Exactly(usize),
+    /// Up to and including `delim` (1..=64 bytes); with `max` > 0, at most
+    /// `max` bytes: a request with no delimiter in the first `max` bytes
+    /// completes with those `max` bytes.
+    Until { delim: Vec<u8>, max: usize },
+}
+
+/// Facts about a connection or listener, as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Info {
+    Version,
+    Cipher,
+    Alpn,
+    PeerSubject,
+    Verify,
+    LocalAddr,
+    RemoteAddr,
+    Error,
+}
+
+struct Completion {
+    cb: Callback,
+    out: Outcome,
+}
+
+struct Resolving {
+    conf: Conf,
+    cb: Callback,
+    timed: bool,
+}
+
+type Resolved = (u64, Result<Vec<SocketAddr>>);
+
+struct Shared {
+    poller: Poller,
+    timerfd: Option<RawFd>,
+    table: Mutex<Table>,
+    timers: Mutex<Timers>,
+    /// Completions made outside dispatch (close, shutdown), run by the next
+    /// dispatch.
+    queue: Mutex<Vec<Completion>>,
+    resolving: Mutex<HashMap<u64, Resolving>>,
+    resolved: Mutex<Vec<Resolved>>,
+    pending: AtomicUsize,
+    next_id: AtomicU64,
+    /// Held by the dispatching thread.
+    events: Mutex<Events>,
+    resolver: Resolver,
+}
+
+/// The reactor.  Dropping it closes every socket it owns (see `shutdown`).
+pub struct Loop {
+    sh: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn not_open(fd: RawFd) -> Error {
+    Error::arg(format!("fd {fd} is not open in this loop"))
+}
+
+fn busy(fd: RawFd, what: &str) -> Error {
+    Error::new(COROTLS_BUSY, format!("fd {fd} has a {what} in flight"))
+}
+
+fn cancelled() -> Error {
+    Error::new(COROTLS_ERR_CANCELLED, "the fd was closed while the operation was in flight")
+}
+
+fn timed_out(what: &str) -> Error {
+    Error::new(COROTLS_TIMEOUT, format!("{what} timed out"))
+}
+
+/// # Safety
+/// `fd` is open for the duration of the borrow (the loop deletes an fd from
+/// the poller before closing it, under the entry's lock).
+unsafe fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    BorrowedFd::borrow_raw(fd)
+}
+
+fn conn_of(e: &mut Entry, fd: RawFd) -> Result<&mut ConnEntry> {
+    match &mut e.kind {
+        Kind::Conn(c) => Ok(c),
+        Kind::Listener(_) => Err(Error::arg(format!("fd {fd} is a listener, not a connection"))),
+    }
+}
+
+impl Loop {
+    pub fn new() -> Result<Loop> {
+        let poller = Poller::new().map_err(|e| Error::os("cannot create the poller", e))?;
+        let mut timerfd = timers::timerfd_new();
+        if let Some(fd) = timerfd {
+            // SAFETY: the timerfd stays open until Shared is dropped, after
+            // it is deleted from the poller.
+            let added = unsafe { poller.add_with_mode(fd, Event::readable(TIMER_KEY), PollMode::Level) };
+            if added.is_err() {
+                net::close_fd(fd);
+                timerfd = None;
+            }
+        }
+        Ok(Loop {
+            sh: Arc::new(Shared {
+                poller,
+                timerfd,
+                table: Mutex::new(Table::default()),
+                timers: Mutex::new(Timers::new(timerfd)),
+                queue: Mutex::new(Vec::new()),
+                resolving: Mutex::new(HashMap::new()),
+                resolved: Mutex::new(Vec::new()),
+                pending: AtomicUsize::new(0),
+                next_id: AtomicU64::new(1),
+                events: Mutex::new(Events::new()),
+                resolver: Resolver::default(),
+            }),
+        })
+    }
+
+    /// The pollable fd: readable when `dispatch` has work (I/O, a due timer
+    /// on Linux, or completions queued by another thread).
+    pub fn fd(&self) -> RawFd {
+        self.sh.poller.as_raw_fd()
+    }
+
+    /// Operations that returned Pending and have not called back yet.
+    pub fn pending(&self) -> usize {
+        self.sh.pending.load(Ordering::SeqCst)
+    }
+
+    /// Open fds (connections and listeners).
+    pub fn len(&self) -> usize {
+        lock(&self.sh.table).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Time until the earliest deadline (None: no deadline).
+    pub fn next_timeout(&self) -> Option<Duration> {
+        let next = lock(&self.sh.timers).next()?;
+        Some(next.saturating_duration_since(Instant::now()))
+    }
+
+    // ----- listeners --------------------------------------------------
+
+    /// A plain TCP listener on (host, service); see `net::listen`.  `conf`
+    /// (a server conf, optional) is what accept uses when given none.
+    pub fn listen(&self, host: Option<&str>, service: &str, conf: Option<&Conf>) -> Result<RawFd> {
+        if let Some(c) = conf {
+            check_role(c, Role::Server, "listen")?;
+        }
+        let fd = net::listen(host, service, net::BACKLOG)?;
+        let l = Listener { conf: conf.cloned(), op: None };
+        self.sh.insert(fd, Kind::Listener(l))?;
+        Ok(fd)
+    }
+
+    /// Switch a listener to `conf` (reload): later accepts that name no
+    /// conf use it; connections already accepted keep theirs.
+    pub fn set_listener_conf(&self, lfd: RawFd, conf: &Conf) -> Result<()> {
+        check_role(conf, Role::Server, "a listener")?;
+        self.sh.with_entry(lfd, |_, e| match &mut e.kind {
+            Kind::Listener(l) => {
+                l.conf = Some(conf.clone());
+                Ok(())
+            }
+            Kind::Conn(_) => Err(Error::arg(format!("fd {lfd} is a connection, not a listener"))),
+        })
+    }
+
+    /// Accept one connection and wrap it in a server session of `conf`
+    /// (None: the listener's conf).  The handshake is not driven.
+    pub fn accept(&self, lfd: RawFd, conf: Option<&Conf>, timeout: Option<Duration>, cb: Callback) -> Result<Ready<RawFd>> {
+        if let Some(c) = conf {
+            check_role(c, Role::Server, "accept")?;
+        }
+        let sh = &self.sh;
+        sh.with_entry(lfd, |slot, e| {
+            let Kind::Listener(l) = &mut e.kind else {
+                return Err(Error::arg(format!("fd {lfd} is a connection, not a listener")));
+            };
+            if l.op.is_some() {
+                return Err(busy(lfd, "accept"));
+            }
+            if conf.is_none() && l.conf.is_none() {
+                return Err(Error::arg(format!("listener {lfd} has no conf: pass one to accept")));
+            }
+            if let Some(fd) = net::accept(lfd)? {
+                let conf = conf.or(l.conf.as_ref()).cloned().expect("checked above");
+                return sh.adopt(fd, &conf).map(Ready::Now);
+            }
+            let kind = OpKind::Accept { conf: conf.cloned() };
+            sh.park(slot, e, kind, timeout, cb)?;
+            Ok(Ready::Pending)
+        })
+    }
+
+    // ----- connections ------------------------------------------------
+
+    /// Connect to (host, service) and wrap the socket in a client session
+    /// of `conf`; the handshake is not driven.  Numeric addresses are used
+    /// directly; names are resolved off the calling thread.  Returns the
+    /// start and the fd when it is known already (a numeric address).
+    pub fn connect(
+        &self,
+        host: &str,
+        service: &str,
+        conf: &Conf,
+        timeout: Option<Duration>,
+        cb: Callback,
+    ) -> Result<(Ready<()>, RawFd)> {
+        check_role(conf, Role::Client, "connect")?;
+        match net::resolve(Some(host), service, false, Lookup::NumericOnly)? {
+            Some(addrs) => self.sh.connect_addrs(&addrs, conf, timeout, cb),
+            None => {
+                let sh = &self.sh;
+                let id = sh.new_id();
+                if let Some(t) = timeout {
+                    lock(&sh.timers).add(id, Instant::now() + t, Target::Resolving);
+                }
+                lock(&sh.resolving).insert(id, Resolving { conf: conf.clone(), cb, timed: timeout.is_some() });
+                sh.pending.fetch_add(1, Ordering::SeqCst);
+                let weak: Weak<Shared> = Arc::downgrade(sh);
+                sh.resolver.submit(
+                    host,
+                    service,
+                    Box::new(move |r| {
+                        if let Some(sh) = weak.upgrade() {
+                            lock(&sh.resolved).push((id, r));
+                            let _ = sh.poller.notify();
+                        }
+                    }),
+                );
+                Ok((Ready::Pending, -1))
+            }
+        }
+    }
+
+    /// Server Name Indication to send (client, before the handshake).
+    pub fn set_sni(&self, fd: RawFd, name: &[u8]) -> Result<()> {
+        self.sh.with_conn(fd, |_, c| c.conn.session_mut().set_sni(name))
+    }
+
+    /// The name the server certificate must match (client, before the
+    /// handshake; effective when the conf verifies peers).
+    pub fn set_verify_host(&self, fd: RawFd, name: &[u8]) -> Result<()> {
+        self.sh.with_conn(fd, |_, c| c.conn.session_mut().set_verify_host(name))
+    }
+
+    /// Drive the handshake to its end.
+    pub fn handshake(&self, fd: RawFd, timeout: Option<Duration>, cb: Callback) -> Result<Ready<()>> {
+        let sh = &self.sh;
+        sh.start(fd, |slot, e| {
+            let c = conn_of(e, fd)?;
+            match c.try_handshake() {
+                Poll::Ready(r) => r.map(Ready::Now),
+                Poll::Pending => sh.park(slot, e, OpKind::Handshake, timeout, cb).map(|_| Ready::Pending),
+            }
+        })
+    }
+
+    /// Send all of `data` (driving the handshake first if needed).  What is
+    /// left when the socket is full is copied and sent as it drains.
+    pub fn send(&self, fd: RawFd, data: &[u8], timeout: Option<Duration>, cb: Callback) -> Result<Ready<()>> {
+        let sh = &self.sh;
+        sh.start(fd, |slot, e| {
+            let c = conn_of(e, fd)?;
+            let mut done = 0;
+            match c.try_send(data, &mut done) {
+                Poll::Ready(r) => r.map(Ready::Now),
+                Poll::Pending => {
+                    let kind = OpKind::Send { data: data[done..].to_vec(), done: 0, before: done };
+                    sh.park(slot, e, kind, timeout, cb).map(|_| Ready::Pending)
+                }
+            }
+        })
+    }
+
+    /// Read plaintext (driving the handshake first if needed).  CLOSED or
+    /// EOF (as errors) when the stream ended before the request could be
+    /// met; what is buffered stays buffered.
+    pub fn read(&self, fd: RawFd, want: Read, timeout: Option<Duration>, cb: Callback) -> Result<Ready<Chunk>> {
+        match &want {
+            Read::Exactly(0) => return Err(Error::arg("read size is 0")),
+            Read::Until { delim, .. } if delim.is_empty() || delim.len() > 64 => {
+                return Err(Error::arg("delimiter must be 1 to 64 bytes"))
+            }
+            _ => {}
+        }
+        let sh = &self.sh;
+        sh.start(fd, |slot, e| {
+            let c = conn_of(e, fd)?;
+            let mut st = ReadState::new(want);
+            match c.try_read(&mut st) {
+                Poll::Ready(Ok(n)) => {
+                    c.take_into_chunk(n);
+                    let chunk = Chunk { ptr: c.chunk.as_ptr(), len: c.chunk.len() };
+                    sh.rearm(slot, e);
+                    Ok(Ready::Now(chunk))
+                }
+                Poll::Ready(Err(err)) => Err(err),
+                Poll::Pending => sh.park(slot, e, OpKind::Read(st), timeout, cb).map(|_| Ready::Pending),
+            }
+        })
+    }
+
+    /// Close an fd: one non-blocking close_notify attempt (connections),
+    /// then the socket is closed.  An operation in flight completes with
+    /// CANCELLED at the next dispatch.
+    pub fn close(&self, fd: RawFd) -> Result<()> {
+        let sh = &self.sh;
+        let slot = lock(&sh.table).remove(fd, None).ok_or_else(|| not_open(fd))?;
+        let mut out = Vec::new();
+        sh.close_entry(&slot, &mut lock(&slot.st), &mut out);
+        if !out.is_empty() {
+            lock(&sh.queue).append(&mut out);
+            let _ = sh.poller.notify();
+        }
+        Ok(())
+    }
+
+    /// Pause background reading while `bytes` of plaintext are unread
+    /// (0: no limit).  Reads asking for more than the limit still complete.
+    pub fn set_limit(&self, fd: RawFd, bytes: usize) -> Result<()> {
+        let sh = &self.sh;
+        sh.with_entry(fd, |slot, e| {
+            conn_of(e, fd)?.limit = bytes;
+            sh.rearm(slot, e);
+            Ok(())
+        })
+    }
+
+    /// Plaintext received and not yet read.
+    pub fn unread(&self, fd: RawFd) -> Result<usize> {
+        self.sh.with_conn(fd, |_, c| Ok(c.unread()))
+    }
+
+    /// Ciphertext produced and not yet accepted by the socket.
+    pub fn unsent(&self, fd: RawFd) -> Result<usize> {
+        self.sh.with_conn(fd, |_, c| Ok(c.conn.unsent()))
+    }
+
+    /// Open and not ended: no close_notify or EOF seen, no failure.
+    pub fn alive(&self, fd: RawFd) -> Result<bool> {
+        self.sh.with_entry(fd, |_, e| match &e.kind {
+            Kind::Listener(_) => Ok(true),
+            Kind::Conn(c) => Ok(c.alive()),
+        })
+    }
+
+    pub fn info(&self, fd: RawFd, what: Info) -> Result<String> {
+        self.sh.with_entry(fd, |_, e| {
+            let addr = |a: Result<SocketAddr>| a.map(|a| a.to_string());
+            match (what, &e.kind) {
+                (Info::LocalAddr, _) => addr(net::local_addr(fd)),
+                (Info::Error, _) => Ok(e.last_error.clone()),
+                (_, Kind::Listener(_)) => Err(Error::arg(format!("fd {fd} is a listener, not a connection"))),
+                (Info::RemoteAddr, _) => addr(net::peer_addr(fd)),
+                (_, Kind::Conn(c)) => {
+                    let i = c.conn.session().info();
+                    let s = match what {
+                        Info::Version => &i.version,
+                        Info::Cipher => &i.cipher,
+                        Info::Alpn => &i.alpn,
+                        Info::PeerSubject => &i.peer_subject,
+                        _ => &i.verify,
+                    };
+                    Ok(s.to_string_lossy().into_owned())
+                }
+            }
+        })
+    }
+
+    // ----- driving ----------------------------------------------------
+
+    /// Wait up to `timeout` (None: until something happens) for events, do
+    /// the I/O they allow, expire deadlines, then run the callbacks of the
+    /// operations that completed.  Returns how many callbacks ran.  BUSY if
+    /// another thread (or a callback of this dispatch) is dispatching.
+    pub fn dispatch(&self, timeout: Option<Duration>) -> Result<usize> {
+        self.sh.dispatch(timeout)
+    }
+
+    /// Dispatch until no operation is pending.
+    pub fn run(&self) -> Result<()> {
+        while self.pending() > 0 {
+            self.dispatch(None)?;
+        }
+        Ok(())
+    }
+
+    /// Close every fd and cancel every operation; the cancelled callbacks
+    /// run now, on this thread.  The loop stays usable.
+    pub fn shutdown(&self) {
+        self.sh.shutdown()
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        self.sh.shutdown();
+        self.sh.resolver.stop();
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(fd) = self.timerfd {
+            // SAFETY: the timerfd is open until the close below.
+            let _ = self.poller.delete(unsafe { borrow(fd) });
+            net::close_fd(fd);
+        }
+    }
+}
+
+/// The fd a failed operation reports: none for accept and connect (their
+/// connection does not exist), else the operation's own.
+fn op_fd(kind: &OpKind, fd: RawFd) -> RawFd {
+    match kind {
+        OpKind::Accept { .. } | OpKind::Connect { .. } => -1,
+        _ => fd,
+    }
+}
+
+fn check_role(c: &Conf, role: Role, what: &str) -> Result<()> {
+    if c.role() == role {
+        Ok(())
+    } else {
+        let r = if role == Role::Server { "server" } else { "client" };
+        Err(Error::arg(format!("{what} needs a {r} conf")))
+    }
+}
+
+impl Shared {
+    fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn slot(&self, fd: RawFd) -> Result<Arc<Slot>> {
+        lock(&self.table).get(fd).ok_or_else(|| not_open(fd))
+    }
+
+    /// Run `f` on the open entry at `fd`, remembering its failure.
+    fn with_entry<R>(&self, fd: RawFd, f: impl FnOnce(&Arc<Slot>, &mut Entry) -> Result<R>) -> Result<R> {
+        let slot = self.slot(fd)?;
+        let mut e = lock(&slot.st);
+        if e.closed {
+            return Err(not_open(fd));
+        }
+        let r = f(&slot, &mut e);
+        if let Err(err) = &r {
+            e.note(err);
+        }
+        r
+    }
+
+    fn with_conn<R>(&self, fd: RawFd, f: impl FnOnce(&Arc<Slot>, &mut ConnEntry) -> Result<R>) -> Result<R> {
+        self.with_entry(fd, |slot, e| f(slot, conn_of(e, fd)?))
+    }
+
+    /// Start an operation on a connection: the busy rule, then `f`.
+    fn start<R>(&self, fd: RawFd, f: impl FnOnce(&Arc<Slot>, &mut Entry) -> Result<R>) -> Result<R> {
+        self.with_entry(fd, |slot, e| {
+            let c = conn_of(e, fd)?;
+            if let Some(op) = &c.op {
+                return Err(busy(fd, op.kind.name()));
+            }
+            c.release_chunk();
+            let r = f(slot, e);
+            if r.is_ok() {
+                self.rearm(slot, e);
+            }
+            r
+        })
+    }
+
+    /// Make `op` the entry's operation in flight, with its deadline.
+    fn park(&self, slot: &Slot, e: &mut Entry, kind: OpKind, timeout: Option<Duration>, cb: Callback) -> Result<()> {
+        let id = self.new_id();
+        if let Some(t) = timeout {
+            lock(&self.timers).add(id, Instant::now() + t, Target::Slot { fd: slot.fd, gen: slot.gen });
+        }
+        *e.op_mut() = Some(Op { id, kind, cb, timed: timeout.is_some() });
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if let Err(err) = self.try_rearm(slot, e) {
+            // Nothing would ever wake this operation: undo it.
+            if let Some(op) = e.op_mut().take() {
+                self.unpark(&op);
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn unpark(&self, op: &Op) {
+        if op.timed {
+            lock(&self.timers).cancel(op.id);
+        }
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Enable the poller interest the entry needs now.
+    fn try_rearm(&self, slot: &Slot, e: &mut Entry) -> Result<()> {
+        if e.closed {
+            return Ok(());
+        }
+        let want = e.interest();
+        // A disabled oneshot registration stays disabled when nothing is
+        // wanted: re-enabling would report hang-ups of idle sockets.
+        if want.is_none() || e.armed == Some(want) {
+            return Ok(());
+        }
+        let ev = Event::new(slot.key(), want.read, want.write);
+        // SAFETY: the entry is open (checked above, under its lock).
+        self.poller.modify(unsafe { borrow(slot.fd) }, ev).map_err(|err| Error::os("poller", err))?;
+        e.armed = Some(want);
+        Ok(())
+    }
+
+    fn rearm(&self, slot: &Slot, e: &mut Entry) {
+        if let Err(err) = self.try_rearm(slot, e) {
+            e.note(&err);
+        }
+    }
+
+    /// Give `fd` (open, owned by the loop from now on) a generation and a
+    /// poller registration.  The entry is published separately, so that
+    /// nothing is lost if this fails.
+    fn register(&self, fd: RawFd) -> Result<u32> {
+        let gen = lock(&self.table).next_gen();
+        // SAFETY: fd is open; every path that closes it deletes it first.
+        unsafe { self.poller.add(fd, Event::none(table::key_of(fd, gen))) }.map_err(|e| Error::os("poller", e))?;
+        Ok(gen)
+    }
+
+    /// Make a registered fd's entry visible in the table.
+    fn publish(&self, fd: RawFd, gen: u32, kind: Kind) -> Arc<Slot> {
+        let mut entry = Entry::new(kind);
+        entry.armed = Some(Interest::NONE);
+        let slot = Arc::new(Slot { fd, gen, st: Mutex::new(entry) });
+        let stale = lock(&self.table).insert(slot.clone());
+        if let Some(old) = stale {
+            self.evict(&old);
+        }
+        slot
+    }
+
+    /// Register and publish an fd with no operation in flight.  Closes the
+    /// fd on failure.
+    fn insert(&self, fd: RawFd, kind: Kind) -> Result<Arc<Slot>> {
+        match self.register(fd) {
+            Ok(gen) => Ok(self.publish(fd, gen, kind)),
+            Err(e) => {
+                net::close_fd(fd);
+                Err(e)
+            }
+        }
+    }
+
+    /// A slot whose fd was closed behind the loop's back and reused: drop
+    /// it without touching the fd (it is someone else's now).
+    fn evict(&self, old: &Slot) {
+        let mut e = lock(&old.st);
+        e.closed = true;
+        if let Some(op) = e.op_mut().take() {
+            if op.timed {
+                lock(&self.timers).cancel(op.id);
+            }
+            let fd = op_fd(&op.kind, old.fd);
+            lock(&self.queue).push(Completion { cb: op.cb, out: Outcome::err(fd, cancelled()) });
+            let _ = self.poller.notify();
+        }
+    }
+
+    /// Wrap an accepted socket in a server session.  Closes `fd` on failure.
+    fn adopt(&self, fd: RawFd, conf: &Conf) -> Result<RawFd> {
+        let conn = Conn::new(conf, fd).inspect_err(|_| net::close_fd(fd))?;
+        self.insert(fd, Kind::Conn(Box::new(ConnEntry::new(conn, None))))?;
+        Ok(fd)
+    }
+
+    /// Open a socket to the first address that takes it, with a client
+    /// session: (fd, connect state, index of the next address, conn).
+    fn open_conn(&self, addrs: &[SocketAddr], conf: &Conf) -> Result<(RawFd, net::Connecting, usize, Conn)> {
+        let mut last = Error::arg("no address to connect to");
+        for (i, a) in addrs.iter().enumerate() {
+            match net::connect_start(a) {
+                Ok((fd, st)) => {
+                    let conn = Conn::new(conf, fd).inspect_err(|_| net::close_fd(fd))?;
+                    return Ok((fd, st, i + 1, conn));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// connect() for numeric addresses.
+    fn connect_addrs(
+        &self,
+        addrs: &[SocketAddr],
+        conf: &Conf,
+        timeout: Option<Duration>,
+        cb: Callback,
+    ) -> Result<(Ready<()>, RawFd)> {
+        let (fd, st, next, conn) = self.open_conn(addrs, conf)?;
+        if st == net::Connecting::Done {
+            self.insert(fd, Kind::Conn(Box::new(ConnEntry::new(conn, None))))?;
+            return Ok((Ready::Now(()), fd));
+        }
+        let gen = self.register(fd).inspect_err(|_| net::close_fd(fd))?;
+        let id = self.new_id();
+        if let Some(t) = timeout {
+            lock(&self.timers).add(id, Instant::now() + t, Target::Slot { fd, gen });
+        }
+        // Counted before it is visible: dispatch may complete it at once.
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let op = Op { id, kind: OpKind::Connect { addrs: addrs.to_vec(), next }, cb, timed: timeout.is_some() };
+        let slot = self.publish(fd, gen, Kind::Conn(Box::new(ConnEntry::new(conn, Some(op)))));
+        self.rearm(&slot, &mut lock(&slot.st));
+        Ok((Ready::Pending, fd))
+    }
+
+    /// Close an entry (already removed from the table): cancel its
+    /// operation into `out`, one close_notify attempt, close the socket.
+    fn close_entry(&self, slot: &Slot, e: &mut Entry, out: &mut Vec<Completion>) {
+        if e.closed {
+            return;
+        }
+        e.closed = true;
+        if let Some(op) = e.op_mut().take() {
+            if op.timed {
+                lock(&self.timers).cancel(op.id);
+            }
+            let fd = op_fd(&op.kind, slot.fd);
+            out.push(Completion { cb: op.cb, out: Outcome::err(fd, cancelled()) });
+        }
+        // SAFETY: the fd is still open (closed just below).
+        let _ = self.poller.delete(unsafe { borrow(slot.fd) });
+        if let Kind::Conn(c) = &mut e.kind {
+            let _ = c.conn.shutdown();
+            c.release_chunk();
+            net::discard_input(slot.fd, 256 * 1024);
+        }
+        net::close_fd(slot.fd);
+    }
+
+    /// Remove and close an entry from dispatch (a connect that failed).
+    fn discard(&self, slot: &Slot, e: &mut Entry) {
+        lock(&self.table).remove(slot.fd, Some(slot.gen));
+        e.closed = true;
+        // SAFETY: the fd is still open (closed just below).
+        let _ = self.poller.delete(unsafe { borrow(slot.fd) });
+        net::close_fd(slot.fd);
+    }
+
+    fn finish(&self, e: &mut Entry, op: Op, out: Outcome, done: &mut Vec<Completion>) {
+        if op.timed {
+            lock(&self.timers).cancel(op.id);
+        }
+        if out.code != COROTLS_OK && (out.code.is_error() || out.code == COROTLS_EOF) {
+            e.last_error = out.msg.clone();
+        }
+        done.push(Completion { cb: op.cb, out });
+    }
+
+    // ----- dispatch -----------------------------------------------------
+
+    fn dispatch(&self, timeout: Option<Duration>) -> Result<usize> {
+        let Ok(mut events) = self.events.try_lock() else {
+            return Err(Error::new(COROTLS_BUSY, "another thread is dispatching this loop"));
+        };
+        events.clear();
+        let now = Instant::now();
+        let queued = !lock(&self.queue).is_empty() || !lock(&self.resolved).is_empty();
+        let next = lock(&self.timers).next();
+        let wait = if queued || next.is_some_and(|n| n <= now) {
+            Some(Duration::ZERO)
+        } else {
+            match (timeout, next) {
+                (Some(t), Some(n)) => Some(t.min(n - now)),
+                (None, Some(n)) => Some(n - now),
+                (t, None) => t,
+            }
+        };
+        self.poller.wait(&mut events, wait).map_err(|e| Error::os("poller wait", e))?;
+
+        let mut done = Vec::new();
+        for ev in events.iter() {
+            if ev.key == TIMER_KEY {
+                if let Some(fd) = self.timerfd {
+                    timers::timerfd_clear(fd);
+                }
+                continue;
+            }
+            let (fd, gen) = table::fd_gen_of(ev.key);
+            let slot = lock(&self.table).get_gen(fd, gen);
+            if let Some(slot) = slot {
+                self.on_event(&slot, &mut done);
+            }
+        }
+        self.on_resolved(&mut done);
+        self.on_timers(&mut done);
+        done.append(&mut lock(&self.queue));
+        // The dispatch right is kept while callbacks run: a callback that
+        // dispatches gets BUSY instead of recursing.
+        let n = done.len();
+        self.deliver(done);
+        drop(events);
+        Ok(n)
+    }
+
+    /// Run callbacks, with no lock held.
+    fn deliver(&self, done: Vec<Completion>) {
+        for c in done {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            let o = &c.out;
+            let d = Done { fd: o.fd, code: o.code, data: &o.data, count: o.count, msg: &o.msg };
+            let cb = c.cb;
+            // A Rust callback that panics must not take the loop down.
+            let _ = catch_unwind(AssertUnwindSafe(move || cb(&d)));
+        }
+    }
+
+    fn on_event(&self, slot: &Slot, done: &mut Vec<Completion>) {
+        let mut e = lock(&slot.st);
+        if e.closed {
+            return;
+        }
+        e.armed = None;
+        match &mut e.kind {
+            Kind::Listener(_) => self.step_listener(slot, &mut e, done),
+            Kind::Conn(_) => self.step_conn(slot, &mut e, done),
+        }
+        if !e.closed {
+            if let Err(err) = self.try_rearm(slot, &mut e) {
+                // Nothing would wake the operation again: fail it.
+                e.note(&err);
+                if let Some(op) = e.op_mut().take() {
+                    let connect = matches!(op.kind, OpKind::Connect { .. });
+                    let fd = op_fd(&op.kind, slot.fd);
+                    self.finish(&mut e, op, Outcome::err(fd, err), done);
+                    if connect {
+                        self.discard(slot, &mut e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn step_listener(&self, slot: &Slot, e: &mut Entry, done: &mut Vec<Completion>) {
+        let Kind::Listener(l) = &mut e.kind else { return };
+        let Some(op) = l.op.take() else { return };
+        let OpKind::Accept { conf } = &op.kind else { return };
+        let out = match net::accept(slot.fd) {
+            Ok(None) => {
+                l.op = Some(op);
+                return;
+            }
+            Ok(Some(fd)) => {
+                let conf = conf.as_ref().or(l.conf.as_ref()).cloned();
+                match conf {
+                    Some(conf) => match self.adopt(fd, &conf) {
+                        Ok(fd) => Outcome::ok(fd),
+                        Err(err) => Outcome::err(-1, err),
+                    },
+                    None => {
+                        net::close_fd(fd);
+                        Outcome::err(-1, Error::arg("the listener has no conf any more"))
+                    }
+                }
+            }
+            Err(err) => Outcome::err(-1, err),
+        };
+        self.finish(e, op, out, done);
+    }
+
+    fn step_conn(&self, slot: &Slot, e: &mut Entry, done: &mut Vec<Completion>) {
+        let fd = slot.fd;
+        let Kind::Conn(c) = &mut e.kind else { return };
+        if let Some(mut op) = c.op.take() {
+            let r = match &mut op.kind {
+                OpKind::Connect { addrs, next } => match self.connect_progress(slot, &mut e.armed, addrs, next) {
+                    Poll::Ready(Ok(())) => Poll::Ready(Outcome::ok(fd)),
+                    Poll::Ready(Err(err)) => Poll::Ready(Outcome::err(-1, err)),
+                    Poll::Pending => Poll::Pending,
+                },
+                OpKind::Handshake => c.try_handshake().map(|r| Outcome::of(fd, r)),
+                OpKind::Send { data, done: sent, before } => {
+                    c.try_send(data, sent).map(|r| Outcome::of(fd, r).with_count(*before + *sent))
+                }
+                OpKind::Read(st) => c.try_read(st).map(|r| match r {
+                    Ok(n) => Outcome::ok(fd).with_data(c.take(n)),
+                    Err(err) => Outcome::err(fd, err),
+                }),
+                OpKind::Accept { .. } => Poll::Pending,
+            };
+            match r {
+                Poll::Pending => c.op = Some(op),
+                Poll::Ready(out) => {
+                    let failed_connect = matches!(op.kind, OpKind::Connect { .. }) && out.code != COROTLS_OK;
+                    self.finish(e, op, out, done);
+                    if failed_connect {
+                        self.discard(slot, e);
+                        return;
+                    }
+                }
+            }
+        }
+        let Kind::Conn(c) = &mut e.kind else { return };
+        if let Some(err) = c.background() {
+            e.note(&err);
+        }
+    }
+
+    /// Check a connect in progress; on failure try the next address on the
+    /// same fd number.
+    fn connect_progress(
+        &self,
+        slot: &Slot,
+        armed: &mut Option<Interest>,
+        addrs: &[SocketAddr],
+        next: &mut usize,
+    ) -> Poll<Result<()>> {
+        loop {
+            let err = match net::connect_result(slot.fd) {
+                Ok(Some(())) => return Poll::Ready(Ok(())),
+                Ok(None) => return Poll::Pending,
+                Err(err) => err,
+            };
+            let Some(a) = addrs.get(*next) else { return Poll::Ready(Err(err)) };
+            *next += 1;
+            // The registration belongs to the socket being replaced.
+            // SAFETY: the fd is open.
+            let _ = self.poller.delete(unsafe { borrow(slot.fd) });
+            let started = net::connect_again(slot.fd, a);
+            // SAFETY: the fd is open (a new socket now has the number).
+            if let Err(e) = unsafe { self.poller.add(slot.fd, Event::none(slot.key())) } {
+                return Poll::Ready(Err(Error::os("poller", e)));
+            }
+            *armed = Some(Interest::NONE);
+            match started {
+                Ok(net::Connecting::Done) => return Poll::Ready(Ok(())),
+                Ok(net::Connecting::InProgress) => return Poll::Pending,
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Names resolved off the loop: open the connection under the
+    /// operation id the caller already has (its deadline follows the fd).
+    fn on_resolved(&self, done: &mut Vec<Completion>) {
+        let resolved = std::mem::take(&mut *lock(&self.resolved));
+        for (id, r) in resolved {
+            // Gone: it timed out or the loop shut down meanwhile.
+            let Some(req) = lock(&self.resolving).remove(&id) else { continue };
+            let opened = r.and_then(|addrs| {
+                let (fd, _, next, conn) = self.open_conn(&addrs, &req.conf)?;
+                let gen = self.register(fd).inspect_err(|_| net::close_fd(fd))?;
+                Ok((fd, gen, next, conn, addrs))
+            });
+            match opened {
+                Err(err) => {
+                    if req.timed {
+                        lock(&self.timers).cancel(id);
+                    }
+                    done.push(Completion { cb: req.cb, out: Outcome::err(-1, err) });
+                }
+                Ok((fd, gen, next, conn, addrs)) => {
+                    lock(&self.timers).retarget(id, Target::Slot { fd, gen });
+                    // Even a socket connected at once reports writability:
+                    // the connect completes through the usual path.
+                    let op = Op { id, kind: OpKind::Connect { addrs, next }, cb: req.cb, timed: req.timed };
+                    let slot = self.publish(fd, gen, Kind::Conn(Box::new(ConnEntry::new(conn, Some(op)))));
+                    self.rearm(&slot, &mut lock(&slot.st));
+                }
+            }
+        }
+    }
+
+    fn on_timers(&self, done: &mut Vec<Completion>) {
+        let expired = {
+            let mut t = lock(&self.timers);
+            let x = t.expired(Instant::now());
+            t.rearm();
+            x
+        };
+        for (id, target) in expired {
+            match target {
+                Target::Resolving => {
+                    if let Some(req) = lock(&self.resolving).remove(&id) {
+                        done.push(Completion { cb: req.cb, out: Outcome::err(-1, timed_out("connect")) });
+                    }
+                }
+                Target::Slot { fd, gen } => {
+                    let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
+                    let mut e = lock(&slot.st);
+                    if e.closed || e.op_mut().as_ref().map(|o| o.id) != Some(id) {
+                        continue;
+                    }
+                    let mut op = e.op_mut().take().expect("checked above");
+                    op.timed = false;
+                    let what = op.kind.name();
+                    let out = match (&op.kind, &mut e.kind) {
+                        (OpKind::Connect { .. } | OpKind::Accept { .. }, _) => Outcome::err(-1, timed_out(what)),
+                        (OpKind::Send { done: sent, before, .. }, Kind::Conn(c)) => {
+                            let committed = before + sent + c.conn.abandon_write();
+                            Outcome::err(fd, timed_out(what)).with_count(committed)
+                        }
+                        _ => Outcome::err(fd, timed_out(what)),
+                    };
+                    let connect = matches!(op.kind, OpKind::Connect { .. });
+                    self.finish(&mut e, op, out, done);
+                    if connect {
+                        self.discard(&slot, &mut e);
+                    } else {
+                        self.rearm(&slot, &mut e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let slots = lock(&self.table).drain();
+        let mut out = Vec::new();
+        for slot in slots {
+            self.close_entry(&slot, &mut lock(&slot.st), &mut out);
+        }
+        let resolving: Vec<(u64, Resolving)> = lock(&self.resolving).drain().collect();
+        for (id, req) in resolving {
+            if req.timed {
+                lock(&self.timers).cancel(id);
+            }
+            out.push(Completion { cb: req.cb, out: Outcome::err(-1, cancelled()) });
+        }
+        lock(&self.resolved).clear();
+        out.append(&mut lock(&self.queue));
+        self.deliver(out);
+    }
+}

@@ -1,0 +1,313 @@
+//! Loop tests over real loopback sockets (the C tests in c_tests/loop_*.c
+//! cover the C ABI and the load cases).
+
+use super::*;
+use crate::conf::{ConfBuilder, Identity};
+use crate::testutil::cert;
+use std::sync::mpsc;
+
+fn server_conf() -> Conf {
+    let mut b = ConfBuilder::new(Role::Server);
+    b.add_identity(Identity::from_files(&cert("leaf.crt"), &cert("leaf.key"), None).unwrap()).unwrap();
+    b.build().unwrap()
+}
+
+fn client_conf() -> Conf {
+    let mut b = ConfBuilder::new(Role::Client);
+    b.add_ca_file(&cert("ca.crt")).unwrap();
+    b.build().unwrap()
+}
+
+type Got = (RawFd, Code, Vec<u8>, usize, String);
+
+/// A callback that sends its completion down a channel.
+fn chan() -> (impl Fn() -> Callback, mpsc::Receiver<Got>) {
+    let (tx, rx) = mpsc::channel::<Got>();
+    let mk = move || -> Callback {
+        let tx = tx.clone();
+        Box::new(move |d: &Done<'_>| {
+            let _ = tx.send((d.fd, d.code, d.data.to_vec(), d.count, d.msg.to_string()));
+        })
+    };
+    (mk, rx)
+}
+
+/// Dispatch until a completion arrives.
+fn wait(lp: &Loop, rx: &mpsc::Receiver<Got>) -> Got {
+    for _ in 0..2000 {
+        if let Ok(g) = rx.try_recv() {
+            return g;
+        }
+        lp.dispatch(Some(Duration::from_millis(10))).unwrap();
+    }
+    panic!("no completion");
+}
+
+fn port_of(lp: &Loop, lfd: RawFd) -> String {
+    let a: SocketAddr = lp.info(lfd, Info::LocalAddr).unwrap().parse().unwrap();
+    a.port().to_string()
+}
+
+/// A listener, a connected client and its accepted server end (no
+/// handshake yet).
+fn pair(lp: &Loop) -> (RawFd, RawFd, RawFd) {
+    let (mk, rx) = chan();
+    let lfd = lp.listen(Some("127.0.0.1"), "0", Some(&server_conf())).unwrap();
+    let port = port_of(lp, lfd);
+    let (r, cfd) = lp.connect("127.0.0.1", &port, &client_conf(), None, mk()).unwrap();
+    if r == Ready::Pending {
+        let g = wait(lp, &rx);
+        assert_eq!(g.1, COROTLS_OK, "{}", g.4);
+        assert_eq!(g.0, cfd);
+    }
+    let sfd = match lp.accept(lfd, None, None, mk()).unwrap() {
+        Ready::Now(fd) => fd,
+        Ready::Pending => {
+            let g = wait(lp, &rx);
+            assert_eq!(g.1, COROTLS_OK);
+            g.0
+        }
+    };
+    (lfd, cfd, sfd)
+}
+
+fn send_all(lp: &Loop, fd: RawFd, data: &[u8]) {
+    let (mk, rx) = chan();
+    if lp.send(fd, data, None, mk()).unwrap() == Ready::Pending {
+        let g = wait(lp, &rx);
+        assert_eq!(g.1, COROTLS_OK, "{}", g.4);
+        assert_eq!(g.3, data.len());
+    }
+}
+
+fn recv_exact(lp: &Loop, fd: RawFd, n: usize) -> Vec<u8> {
+    let (mk, rx) = chan();
+    let mut got = Vec::new();
+    while got.len() < n {
+        match lp.read(fd, Read::Any, None, mk()) {
+            // SAFETY: no other operation on fd before the copy.
+            Ok(Ready::Now(c)) => got.extend_from_slice(unsafe { c.as_slice() }),
+            Ok(Ready::Pending) => {
+                let g = wait(lp, &rx);
+                assert_eq!(g.1, COROTLS_OK, "{}", g.4);
+                got.extend_from_slice(&g.2);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    got
+}
+
+#[test]
+fn echo_both_ways_with_implicit_handshake() {
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, sfd) = pair(&lp);
+    // The client's send drives its handshake; the server's recv drives its.
+    let (mk, rx) = chan();
+    assert_eq!(lp.send(cfd, b"hello", None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(recv_exact(&lp, sfd, 5), b"hello");
+    let g = wait(&lp, &rx);
+    assert_eq!((g.1, g.3), (COROTLS_OK, 5));
+    send_all(&lp, sfd, b"world");
+    assert_eq!(recv_exact(&lp, cfd, 5), b"world");
+    assert_eq!(lp.info(cfd, Info::Version).unwrap(), "TLSv1.3");
+    assert!(lp.alive(cfd).unwrap());
+    // Once the handshake is done a small send completes inline.
+    assert_eq!(lp.send(cfd, b"x", None, mk()).unwrap(), Ready::Now(()));
+    assert_eq!(recv_exact(&lp, sfd, 1), b"x");
+    lp.close(cfd).unwrap();
+    // The server sees the close_notify.
+    let (mk, rx) = chan();
+    let r = lp.read(sfd, Read::Any, None, mk());
+    let code = match r {
+        Err(e) => e.code,
+        Ok(Ready::Pending) => wait(&lp, &rx).1,
+        Ok(Ready::Now(_)) => panic!("data after close"),
+    };
+    assert_eq!(code, COROTLS_CLOSED);
+    assert!(!lp.alive(sfd).unwrap());
+    lp.close(sfd).unwrap();
+    lp.close(lfd).unwrap();
+    assert_eq!(lp.close(lfd).unwrap_err().code, COROTLS_ERR_ARG);
+    assert_eq!(lp.pending(), 0);
+    assert!(lp.is_empty());
+}
+
+#[test]
+fn busy_rule_and_cancel_on_close() {
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, sfd) = pair(&lp);
+    let (mk, rx) = chan();
+    assert_eq!(lp.read(cfd, Read::Any, None, mk()).unwrap(), Ready::Pending);
+    for e in [
+        lp.read(cfd, Read::Any, None, mk()).unwrap_err(),
+        lp.send(cfd, b"x", None, mk()).unwrap_err(),
+        lp.handshake(cfd, None, mk()).unwrap_err(),
+    ] {
+        assert_eq!(e.code, COROTLS_BUSY, "{e}");
+    }
+    assert_eq!(lp.accept(lfd, None, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(lp.accept(lfd, None, None, mk()).unwrap_err().code, COROTLS_BUSY);
+    assert_eq!(lp.pending(), 2);
+    lp.close(cfd).unwrap();
+    lp.close(lfd).unwrap();
+    let mut codes = vec![wait(&lp, &rx), wait(&lp, &rx)];
+    codes.sort_by_key(|g| g.0);
+    assert_eq!(codes[0].0, -1); // the accept
+    assert_eq!(codes[0].1, COROTLS_ERR_CANCELLED);
+    assert_eq!(codes[1].0, cfd);
+    assert_eq!(codes[1].1, COROTLS_ERR_CANCELLED);
+    assert_eq!(lp.pending(), 0);
+    lp.close(sfd).unwrap();
+}
+
+#[test]
+fn timeouts_keep_the_stream_valid() {
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, sfd) = pair(&lp);
+    let (mk, rx) = chan();
+    // recv with nothing coming.
+    assert_eq!(lp.read(sfd, Read::Any, Some(Duration::from_millis(50)), mk()).unwrap(), Ready::Pending);
+    // The client's handshake completes meanwhile (the server's recv drives
+    // the server side).
+    assert_eq!(lp.handshake(cfd, Some(Duration::from_secs(10)), mk()).unwrap(), Ready::Pending);
+    let mut got = vec![wait(&lp, &rx), wait(&lp, &rx)];
+    got.sort_by_key(|g| g.0 == sfd);
+    assert_eq!(got[0].1, COROTLS_OK);
+    assert_eq!(got[1].1, COROTLS_TIMEOUT);
+    // Send against a peer that does not read: small socket buffers.
+    for fd in [cfd, sfd] {
+        let v: i32 = 4096;
+        // SAFETY: plain setsockopt on our sockets.
+        unsafe {
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &v as *const _ as *const libc::c_void, 4);
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &v as *const _ as *const libc::c_void, 4);
+        }
+    }
+    lp.set_limit(sfd, 1).unwrap();
+    let big: Vec<u8> = (0..4 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    assert_eq!(lp.send(cfd, &big, Some(Duration::from_millis(100)), mk()).unwrap(), Ready::Pending);
+    let g = wait(&lp, &rx);
+    assert_eq!(g.1, COROTLS_TIMEOUT);
+    let committed = g.3;
+    assert!(committed < big.len());
+    assert!(lp.unsent(cfd).unwrap() > 0 || committed > 0);
+    // The peer reads again: it gets exactly the committed prefix, then
+    // what is sent next, in order.
+    lp.set_limit(sfd, 0).unwrap();
+    send_all(&lp, cfd, b"after");
+    let got = recv_exact(&lp, sfd, committed + 5);
+    assert_eq!(&got[..committed], &big[..committed]);
+    assert_eq!(&got[committed..], b"after");
+    for fd in [cfd, sfd, lfd] {
+        lp.close(fd).unwrap();
+    }
+}
+
+#[test]
+fn read_exact_and_until() {
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, sfd) = pair(&lp);
+    let (mk, rx) = chan();
+    assert_eq!(lp.read(sfd, Read::Until { delim: b"\r\n".to_vec(), max: 0 }, None, mk()).unwrap(), Ready::Pending);
+    send_all(&lp, cfd, b"line one\r\nline two\r\n1234567");
+    let g = wait(&lp, &rx);
+    assert_eq!(g.2, b"line one\r\n");
+    let r = lp.read(sfd, Read::Until { delim: b"\r\n".to_vec(), max: 0 }, None, mk()).unwrap();
+    let Ready::Now(c) = r else { panic!("buffered line should be inline") };
+    // SAFETY: no operation on sfd since.
+    assert_eq!(unsafe { c.as_slice() }, b"line two\r\n");
+    let Ready::Now(c) = lp.read(sfd, Read::Exactly(4), None, mk()).unwrap() else { panic!() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { c.as_slice() }, b"1234");
+    assert_eq!(lp.unread(sfd).unwrap(), 3);
+    assert_eq!(lp.read(sfd, Read::Exactly(5), None, mk()).unwrap(), Ready::Pending);
+    lp.close(cfd).unwrap();
+    let g = wait(&lp, &rx);
+    assert_eq!(g.1, COROTLS_CLOSED);
+    assert_eq!(lp.unread(sfd).unwrap(), 3);
+    let Ready::Now(c) = lp.read(sfd, Read::Any, None, mk()).unwrap() else { panic!() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { c.as_slice() }, b"567");
+    assert_eq!(lp.read(sfd, Read::Any, None, mk()).unwrap_err().code, COROTLS_CLOSED);
+    assert_eq!(lp.read(sfd, Read::Exactly(0), None, mk()).unwrap_err().code, COROTLS_ERR_ARG);
+    lp.close(sfd).unwrap();
+    lp.close(lfd).unwrap();
+}
+
+#[test]
+fn names_resolve_off_the_loop() {
+    let lp = Loop::new().unwrap();
+    let (mk, rx) = chan();
+    let lfd = lp.listen(Some("localhost"), "0", Some(&server_conf())).unwrap();
+    let port = port_of(&lp, lfd);
+    let (r, fd) = lp.connect("localhost", &port, &client_conf(), Some(Duration::from_secs(10)), mk()).unwrap();
+    assert_eq!((r, fd), (Ready::Pending, -1));
+    let g = wait(&lp, &rx);
+    assert_eq!(g.1, COROTLS_OK, "{}", g.4);
+    let cfd = g.0;
+    assert!(cfd >= 0);
+    lp.set_sni(cfd, b"localhost").unwrap();
+    lp.set_verify_host(cfd, b"localhost").unwrap();
+    let sfd = match lp.accept(lfd, None, None, mk()).unwrap() {
+        Ready::Now(fd) => fd,
+        Ready::Pending => wait(&lp, &rx).0,
+    };
+    assert_eq!(lp.handshake(cfd, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(lp.handshake(sfd, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(wait(&lp, &rx).1, COROTLS_OK);
+    assert_eq!(wait(&lp, &rx).1, COROTLS_OK);
+    let e = lp.set_sni(cfd, b"late").unwrap_err();
+    assert_eq!(e.code, COROTLS_ERR_ARG);
+    // A name that does not resolve fails through the callback.
+    let (r, _) = lp.connect("no-such-host.invalid", "443", &client_conf(), None, mk()).unwrap();
+    assert_eq!(r, Ready::Pending);
+    let g = wait(&lp, &rx);
+    assert_eq!((g.0, g.1), (-1, COROTLS_ERR_IO));
+    for fd in [cfd, sfd, lfd] {
+        lp.close(fd).unwrap();
+    }
+}
+
+#[test]
+fn loop_fd_becomes_readable_for_timers_and_cross_thread_close() {
+    let lp = Loop::new().unwrap();
+    let (lfd, _cfd, sfd) = pair(&lp);
+    let (mk, rx) = chan();
+    let poll_fd = |ms| {
+        let mut p = libc::pollfd { fd: lp.fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, ms) }
+    };
+    assert_eq!(lp.read(sfd, Read::Any, Some(Duration::from_millis(30)), mk()).unwrap(), Ready::Pending);
+    assert_eq!(poll_fd(10_000), 1);
+    loop {
+        lp.dispatch(Some(Duration::ZERO)).unwrap();
+        if rx.try_recv().is_ok() {
+            break;
+        }
+        assert_eq!(poll_fd(10_000), 1);
+    }
+    assert_eq!(lp.read(sfd, Read::Any, None, mk()).unwrap(), Ready::Pending);
+    std::thread::scope(|s| {
+        s.spawn(|| lp.close(sfd).unwrap());
+    });
+    assert_eq!(poll_fd(10_000), 1);
+    assert_eq!(lp.dispatch(Some(Duration::ZERO)).unwrap(), 1);
+    assert_eq!(rx.try_recv().unwrap().1, COROTLS_ERR_CANCELLED);
+    lp.close(lfd).unwrap();
+}
+
+#[test]
+fn shutdown_cancels_everything_once() {
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, _sfd) = pair(&lp);
+    let (mk, rx) = chan();
+    assert_eq!(lp.read(cfd, Read::Any, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(lp.accept(lfd, None, None, mk()).unwrap(), Ready::Pending);
+    let (r, _) = lp.connect("localhost", "1", &client_conf(), None, mk()).unwrap();
+    assert_eq!(r, Ready::Pending);
+    drop(lp);
+    let codes: Vec<Code> = rx.try_iter().map(|g| g.1).collect();
+    assert_eq!(codes, vec![COROTLS_ERR_CANCELLED; 3]);
+}
