@@ -9,6 +9,8 @@
 
 pub mod conf;
 pub mod conn;
+#[path = "loop.rs"]
+pub mod event_loop;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Result};
@@ -58,6 +60,15 @@ pub(crate) fn finish(r: Result<()>) -> Code {
 pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> Code {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => finish(r),
+        Err(p) => finish(Err(internal_error(&*p))),
+    }
+}
+
+/// The panic boundary for calls whose success can be OK or PENDING.
+pub(crate) fn guard_code(f: impl FnOnce() -> Result<Code>) -> Code {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => finish(Err(e)),
         Err(p) => finish(Err(internal_error(&*p))),
     }
 }

@@ -1,0 +1,575 @@
+//! `corotls_loop`: script-level TLS for coroutine hosts (the C face of
+//! `event_loop`).
+
+use super::conf::{conf_ref, corotls_conf};
+use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, set_last_error, slice_arg, str_arg};
+use crate::error::{Code, Code::*, Error, Result};
+use crate::event_loop::{Callback, Chunk, Done, Info, Loop, Read, Ready};
+use libc::{c_char, c_void};
+use std::time::Duration;
+
+/// The loop: a reactor (epoll on Linux, kqueue on BSD/macOS) that owns
+/// sockets, operation deadlines and a table of TLS connections addressed by
+/// their real socket fd.  It gives C hosts the calls of Melang's `tls`
+/// module and silly's `silly.net.tls`: calls that look synchronous to a
+/// script but yield its coroutine instead of blocking.
+///
+/// **Operations** (accept, connect, handshake, send, recv, read,
+/// read_until) return one of:
+/// - COROTLS_OK (or CLOSED, EOF, an error): finished inline; the result and
+///   any data come through the return value and out-parameters, and the
+///   callback is **never** called;
+/// - COROTLS_PENDING: the callback will be called exactly once, later, on
+///   the thread that runs corotls_loop_dispatch (or _run / _free);
+/// - COROTLS_BUSY: another handshake, send, recv/read or connect is in
+///   flight on that fd (or an accept on that listener); nothing was done,
+///   nothing is queued, no callback.
+///
+/// **Results** a script sees: data (OK with bytes), COROTLS_CLOSED (the
+/// peer's close_notify), COROTLS_EOF (the TCP stream ended without
+/// close_notify), COROTLS_TIMEOUT, COROTLS_BUSY, COROTLS_ERR_CANCELLED (the
+/// fd was closed meanwhile) or an error kind (ERR_IO, ERR_TLS, ERR_VERIFY,
+/// ERR_ARG, ERR_NOMEM) whose message is corotls_last_error() on the
+/// thread that got the result (also inside the callback) and
+/// corotls_loop_info(..., COROTLS_INFO_ERROR, ...) for the fd.
+///
+/// The Melang `tls` module maps a result to a script value in one switch:
+///
+///     switch (r) {
+///     case COROTLS_OK:      return data ? string(data, len) : true;  // accept/connect: the fd
+///     case COROTLS_CLOSED:  return true;   // recv: end of stream
+///     case COROTLS_TIMEOUT: return nil;
+///     default:              return false;  // EOF, BUSY, CANCELLED, errors
+///     }
+///
+/// **Timeouts** are per operation, in milliseconds from its start: -1 waits
+/// forever; 0 gives up at the next dispatch unless the operation finishes
+/// inline; below -1 is COROTLS_ERR_ARG.  A timed-out operation leaves the
+/// TLS stream valid: ciphertext already produced is still sent, in order
+/// (the loop flushes it in the background), and plaintext already received
+/// stays buffered for the next read.  A timed-out connect closes its fd.
+///
+/// **Threads**: a loop may be used from any number of threads at once;
+/// the fd table is shared, so an fd is not owned by the caller that
+/// created it (hand it to another thread or coroutine freely).  The busy
+/// rule serialises the use of each session.  At most one thread dispatches
+/// at a time (a second gets COROTLS_BUSY); callbacks run on it, with no
+/// internal lock held, so a callback may start operations or close fds (but
+/// must not dispatch, run or free the loop).
+///
+/// **Embedding**: corotls_loop_fd() is readable when dispatch has work
+/// (socket events, a due deadline, completions queued by another thread).
+/// A host with its own event loop watches that one fd and calls
+/// corotls_loop_dispatch(loop, 0, NULL) when it is readable.
+///
+/// **Cost**: a dispatch does work for ready sockets and due deadlines
+/// only; idle connections cost nothing.  Each connection buffers at most
+/// its read limit of plaintext (corotls_loop_set_limit).
+pub struct corotls_loop {
+    _private: [u8; 0],
+}
+
+/// A completion callback.
+///
+/// - `user_data`: the pointer given to the operation, untouched.
+/// - `fd`: the connection the result is about: for accept and connect the
+///   new connection (-1 when they fail); for the others their fd.
+/// - `result`: see corotls_loop.  The message of a non-OK result is
+///   corotls_last_error() during the callback.
+/// - `data`, `len`: for recv / read / read_until with COROTLS_OK, the
+///   plaintext (at least one byte), valid only during the callback.  For
+///   send, `data` is NULL and `len` counts the plaintext bytes committed to
+///   the stream: all of them on OK, on TIMEOUT the prefix that will still
+///   reach the peer.  Otherwise NULL and 0.
+pub type corotls_loop_cb = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize),
+>;
+
+/// What corotls_loop_info reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum corotls_loop_info {
+    /// Negotiated protocol version, e.g. "TLSv1.3" ("" before the handshake).
+    COROTLS_INFO_VERSION = 0,
+    /// Negotiated cipher suite name.
+    COROTLS_INFO_CIPHER = 1,
+    /// Negotiated ALPN protocol ("" if none).
+    COROTLS_INFO_ALPN = 2,
+    /// The peer certificate's subject ("" if none).
+    COROTLS_INFO_PEER_SUBJECT = 3,
+    /// The verification verdict ("ok", a reason, or "not verified").
+    COROTLS_INFO_VERIFY = 4,
+    /// The socket's local address, "127.0.0.1:443" or "[::1]:443" (also for
+    /// listeners: how to learn the port bound for service "0").
+    COROTLS_INFO_LOCAL_ADDR = 5,
+    /// The peer's address, same format (silly's conn.remoteaddr).
+    COROTLS_INFO_REMOTE_ADDR = 6,
+    /// Message of the fd's last failure ("" if none).
+    COROTLS_INFO_ERROR = 7,
+}
+
+/// # Safety
+/// `l` is NULL or a loop from corotls_loop_new that has not been freed.
+unsafe fn loop_ref<'a>(l: *const corotls_loop) -> Result<&'a Loop> {
+    (l as *const Loop).as_ref().ok_or_else(|| Error::arg("loop is NULL"))
+}
+
+fn timeout_of(ms: i32) -> Result<Option<Duration>> {
+    match ms {
+        -1 => Ok(None),
+        ms if ms >= 0 => Ok(Some(Duration::from_millis(ms as u64))),
+        ms => Err(Error::arg(format!("timeout {ms} ms is invalid: use -1 (forever) or a value >= 0"))),
+    }
+}
+
+/// Wrap a C callback.  The message of a non-OK result becomes the
+/// dispatching thread's last error before the callback runs.
+fn callback(cb: corotls_loop_cb, user_data: *mut c_void) -> Result<Callback> {
+    let f = cb.ok_or_else(|| Error::arg("callback is NULL"))?;
+    let ud = user_data as usize;
+    Ok(Box::new(move |d: &Done| {
+        if d.code != COROTLS_OK {
+            set_last_error(d.msg);
+        }
+        let (ptr, len) = if d.data.is_empty() { (std::ptr::null(), d.count) } else { (d.data.as_ptr(), d.data.len()) };
+        // SAFETY: the host gave this function for this user_data; data is
+        // valid for len bytes (or NULL) for the duration of the call.
+        unsafe { f(ud as *mut c_void, d.fd, d.code, ptr, len) };
+    }))
+}
+
+/// Clear and check a required int out-parameter.
+unsafe fn fd_out<'a>(p: *mut i32) -> Result<&'a mut i32> {
+    if p.is_null() {
+        return Err(Error::arg("fd output pointer is NULL"));
+    }
+    p.write(-1);
+    Ok(&mut *p)
+}
+
+/// Create a loop.  On success `*out` is owned by the caller (free it with
+/// corotls_loop_free).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_new(out: *mut *mut corotls_loop) -> Code {
+    guard(|| {
+        let out = super::out_ptr(out)?;
+        *out = Box::into_raw(Box::new(Loop::new()?)) as *mut corotls_loop;
+        Ok(())
+    })
+}
+
+/// Free the loop: every fd it owns is closed as by corotls_loop_close, and
+/// the callback of every pending operation runs now, on this thread, with
+/// COROTLS_ERR_CANCELLED.  NULL does nothing.  Must not be called from a
+/// callback or while another thread uses the loop.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_free(l: *mut corotls_loop) {
+    guard_value((), || {
+        if !l.is_null() {
+            drop(Box::from_raw(l as *mut Loop));
+        }
+    })
+}
+
+/// The pollable fd (-1 for NULL): readable when corotls_loop_dispatch has
+/// work.  Owned by the loop; do not close it, read it or add it to another
+/// loop's set twice.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_fd(l: *const corotls_loop) -> i32 {
+    guard_value(-1, || loop_ref(l).map(|lp| lp.fd()).unwrap_or(-1))
+}
+
+/// Wait up to `timeout_ms` (-1: until something happens; 0: do not wait)
+/// for events, do the I/O they allow, expire deadlines, then run the
+/// callbacks of the operations that completed.  `*out_count` (may be NULL)
+/// receives how many callbacks ran.  COROTLS_BUSY if another thread is
+/// dispatching, or when called from a callback.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_dispatch(l: *mut corotls_loop, timeout_ms: i32, out_count: *mut usize) -> Code {
+    super::put(out_count, 0);
+    guard(|| {
+        let n = loop_ref(l)?.dispatch(timeout_of(timeout_ms)?)?;
+        super::put(out_count, n);
+        Ok(())
+    })
+}
+
+/// Dispatch until no operation is pending (returns at once when none is).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_run(l: *mut corotls_loop) -> Code {
+    guard(|| loop_ref(l)?.run())
+}
+
+/// Operations that returned PENDING and whose callback has not run yet
+/// (0 for NULL).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_pending(l: *const corotls_loop) -> usize {
+    guard_value(0, || loop_ref(l).map(|lp| lp.pending()).unwrap_or(0))
+}
+
+/// Milliseconds until the earliest operation deadline (rounded up), or -1
+/// when no operation has one (also for NULL).  For hosts that prefer their
+/// own timer to the readability of corotls_loop_fd on deadlines.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_timeout(l: *const corotls_loop) -> i32 {
+    guard_value(-1, || match loop_ref(l).ok().and_then(|lp| lp.next_timeout()) {
+        None => -1,
+        Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+    })
+}
+
+/// Open a plain TCP listener (TLS is layered at accept).  `host`: a name or
+/// address, NULL or "" for every local address; `service`: a port number
+/// ("0": any free port, see COROTLS_INFO_LOCAL_ADDR) or a service name.
+/// IPv4 and IPv6; SO_REUSEADDR; the first address that can be bound wins.
+/// Names are resolved synchronously here (listening is set-up, not I/O).
+/// `conf` (may be NULL) is the server conf accept uses when given none; the
+/// listener keeps its own reference.  On success `*out_fd` is the
+/// listener's fd, owned by the loop (release it with corotls_loop_close).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_listen(
+    l: *mut corotls_loop,
+    host: *const c_char,
+    service: *const c_char,
+    conf: *const corotls_conf,
+    out_fd: *mut i32,
+) -> Code {
+    guard(|| {
+        let out = fd_out(out_fd)?;
+        let lp = loop_ref(l)?;
+        let host = match opt_bytes_arg(host) {
+            Some(h) => Some(std::str::from_utf8(h).map_err(|_| Error::arg("host is not valid UTF-8"))?),
+            None => None,
+        };
+        let service = str_arg(service, "service")?;
+        let conf = if conf.is_null() { None } else { Some(conf_ref(conf)?) };
+        *out = lp.listen(host, service, conf)?;
+        Ok(())
+    })
+}
+
+/// Switch a listener to `conf` (a server conf; the listener takes its own
+/// reference): later accepts given no conf use it, connections already
+/// accepted keep theirs.  silly's listener:reload.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_listener_set_conf(
+    l: *mut corotls_loop,
+    lfd: i32,
+    conf: *const corotls_conf,
+) -> Code {
+    guard(|| loop_ref(l)?.set_listener_conf(lfd, conf_ref(conf)?))
+}
+
+/// Accept one connection on listener `lfd` and wrap it in a server session
+/// of `conf` (NULL: the listener's conf; the connection keeps its own
+/// reference).  The handshake is not driven.  OK: `*out_fd` is the new
+/// connection.  PENDING: the callback gets it (its `fd`).  `*out_fd` is -1
+/// otherwise.  BUSY if an accept is already pending on `lfd`.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_accept(
+    l: *mut corotls_loop,
+    lfd: i32,
+    conf: *const corotls_conf,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+    out_fd: *mut i32,
+) -> Code {
+    guard_code(|| {
+        let out = fd_out(out_fd)?;
+        let lp = loop_ref(l)?;
+        let conf = if conf.is_null() { None } else { Some(conf_ref(conf)?) };
+        let timeout = timeout_of(timeout_ms)?;
+        match lp.accept(lfd, conf, timeout, callback(cb, user_data)?)? {
+            Ready::Now(fd) => *out = fd,
+            Ready::Pending => return Ok(COROTLS_PENDING),
+        }
+        Ok(COROTLS_OK)
+    })
+}
+
+/// Connect to (`host`, `service`) and wrap the socket in a client session
+/// of `conf` (the connection keeps its own reference).  The handshake is
+/// not driven: set SNI / the host to verify now, then handshake, send or
+/// recv.  Numeric addresses are used directly; names are resolved on a
+/// helper thread, never blocking the caller; every address is tried in
+/// turn.  OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already
+/// (for a numeric address, usable for set_sni / set_verify_host, BUSY for
+/// operations until the callback) or -1 while a name is resolved; the
+/// callback's `fd` is the connection (-1 on failure).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_connect(
+    l: *mut corotls_loop,
+    host: *const c_char,
+    service: *const c_char,
+    conf: *const corotls_conf,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+    out_fd: *mut i32,
+) -> Code {
+    guard_code(|| {
+        let out = fd_out(out_fd)?;
+        let lp = loop_ref(l)?;
+        let host = str_arg(host, "host")?;
+        let service = str_arg(service, "service")?;
+        let conf = conf_ref(conf)?;
+        let timeout = timeout_of(timeout_ms)?;
+        let (r, fd) = lp.connect(host, service, conf, timeout, callback(cb, user_data)?)?;
+        *out = fd;
+        match r {
+            Ready::Now(()) => Ok(COROTLS_OK),
+            Ready::Pending => Ok(COROTLS_PENDING),
+        }
+    })
+}
+
+/// Client, before the handshake: the Server Name Indication to send.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_set_sni(l: *mut corotls_loop, fd: i32, name: *const c_char) -> Code {
+    guard(|| loop_ref(l)?.set_sni(fd, bytes_arg(name, "SNI name")?))
+}
+
+/// Client, before the handshake: the name (DNS name or IP literal) the
+/// server certificate must match; applies when the conf verifies peers.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_set_verify_host(l: *mut corotls_loop, fd: i32, name: *const c_char) -> Code {
+    guard(|| loop_ref(l)?.set_verify_host(fd, bytes_arg(name, "host name")?))
+}
+
+/// Drive the handshake to its end (optional: the first send or recv drives
+/// it).  OK at once if it is done.  Failures: ERR_VERIFY, ERR_TLS, EOF
+/// (the peer left), ERR_IO.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_handshake(
+    l: *mut corotls_loop,
+    fd: i32,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+) -> Code {
+    guard_code(|| {
+        let lp = loop_ref(l)?;
+        let timeout = timeout_of(timeout_ms)?;
+        match lp.handshake(fd, timeout, callback(cb, user_data)?)? {
+            Ready::Now(()) => Ok(COROTLS_OK),
+            Ready::Pending => Ok(COROTLS_PENDING),
+        }
+    })
+}
+
+/// Send `len` bytes of `data` (NULL only with `len` 0), driving the
+/// handshake first if needed.  OK: everything is on the wire (small sends
+/// usually finish inline).  PENDING: the rest was copied (the caller's
+/// buffer is free at once) and goes out as the socket drains.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_send(
+    l: *mut corotls_loop,
+    fd: i32,
+    data: *const u8,
+    len: usize,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+) -> Code {
+    guard_code(|| {
+        let lp = loop_ref(l)?;
+        let data = slice_arg(data, len, "data")?;
+        let timeout = timeout_of(timeout_ms)?;
+        match lp.send(fd, data, timeout, callback(cb, user_data)?)? {
+            Ready::Now(()) => Ok(COROTLS_OK),
+            Ready::Pending => Ok(COROTLS_PENDING),
+        }
+    })
+}
+
+unsafe fn read_common(
+    l: *mut corotls_loop,
+    fd: i32,
+    want: impl FnOnce() -> Result<Read>,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+    out_data: *mut *const u8,
+    out_len: *mut usize,
+) -> Code {
+    guard_code(|| {
+        if out_data.is_null() || out_len.is_null() {
+            return Err(Error::arg("data or length output pointer is NULL"));
+        }
+        out_data.write(std::ptr::null());
+        out_len.write(0);
+        let lp = loop_ref(l)?;
+        let timeout = timeout_of(timeout_ms)?;
+        match lp.read(fd, want()?, timeout, callback(cb, user_data)?)? {
+            Ready::Now(c) => {
+                let c: Chunk = c;
+                out_data.write(c.as_ptr());
+                out_len.write(c.len());
+                Ok(COROTLS_OK)
+            }
+            Ready::Pending => Ok(COROTLS_PENDING),
+        }
+    })
+}
+
+/// Receive all plaintext available now (one or more records) as one chunk,
+/// driving the handshake first if needed.  OK: `*data` / `*len` hold at
+/// least one byte, owned by the loop and valid until the next operation on
+/// this fd (handshake, send, recv, read, read_until, close) or
+/// corotls_loop_free.  CLOSED: the peer sent close_notify; EOF: the stream
+/// ended without it (both once all data was read).  PENDING: the callback
+/// gets the data.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_recv(
+    l: *mut corotls_loop,
+    fd: i32,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> Code {
+    read_common(l, fd, || Ok(Read::Any), timeout_ms, cb, user_data, data, len)
+}
+
+/// Read exactly `n` (> 0) bytes: silly's read(n).  As corotls_loop_recv
+/// otherwise; if the stream ends first the result is CLOSED / EOF and the
+/// bytes stay buffered (corotls_loop_recv returns them).  A read larger
+/// than the read limit still completes.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_read(
+    l: *mut corotls_loop,
+    fd: i32,
+    n: usize,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> Code {
+    read_common(l, fd, || Ok(Read::Exactly(n)), timeout_ms, cb, user_data, data, len)
+}
+
+/// Read up to and including the delimiter `delim` (1 to 64 bytes, copied):
+/// silly's read(delim).  `max` > 0 bounds the wait: with no delimiter in
+/// the first `max` bytes the read completes with those `max` bytes (check
+/// whether the chunk ends with the delimiter); 0 means no bound.  As
+/// corotls_loop_read otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_read_until(
+    l: *mut corotls_loop,
+    fd: i32,
+    delim: *const u8,
+    delim_len: usize,
+    max: usize,
+    timeout_ms: i32,
+    cb: corotls_loop_cb,
+    user_data: *mut c_void,
+    data: *mut *const u8,
+    len: *mut usize,
+) -> Code {
+    let want = || Ok(Read::Until { delim: slice_arg(delim, delim_len, "delimiter")?.to_vec(), max });
+    read_common(l, fd, want, timeout_ms, cb, user_data, data, len)
+}
+
+/// Close a connection or listener; always succeeds for an open fd.  A
+/// connection makes one non-blocking close_notify attempt (input that
+/// already arrived is discarded first, so the kernel does not reset the
+/// stream), then its socket is closed and its fd leaves the table.  An
+/// operation in flight completes with COROTLS_ERR_CANCELLED at the next
+/// dispatch (never from inside this call).  ERR_ARG for an fd that is not
+/// open in this loop (e.g. a second close).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_close(l: *mut corotls_loop, fd: i32) -> Code {
+    guard(|| loop_ref(l)?.close(fd))
+}
+
+/// silly's limit: stop reading from the socket while `bytes` of plaintext
+/// are unread (0: no limit; the default is 1 MiB).  The limit is soft: one
+/// socket read (64 KiB) may overshoot it.  Reading resumes when reads bring
+/// the unread bytes below it.  A pending read asking for more still reads.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_set_limit(l: *mut corotls_loop, fd: i32, bytes: usize) -> Code {
+    guard(|| loop_ref(l)?.set_limit(fd, bytes))
+}
+
+/// silly's unreadbytes: plaintext received and not yet read.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_unread_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
+    out_size(out, || loop_ref(l)?.unread(fd))
+}
+
+/// silly's unsentbytes: ciphertext produced and not yet taken by the
+/// socket (bytes in the kernel's send queue are not counted).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_unsent_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
+    out_size(out, || loop_ref(l)?.unsent(fd))
+}
+
+unsafe fn out_size(out: *mut usize, f: impl FnOnce() -> Result<usize>) -> Code {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::arg("output pointer is NULL"));
+        }
+        out.write(0);
+        out.write(f()?);
+        Ok(())
+    })
+}
+
+/// silly's isalive: `*out` is true while the connection is open and has
+/// seen no close_notify, no EOF and no failure (listeners: true).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_is_alive(l: *mut corotls_loop, fd: i32, out: *mut bool) -> Code {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::arg("output pointer is NULL"));
+        }
+        out.write(false);
+        out.write(loop_ref(l)?.alive(fd)?);
+        Ok(())
+    })
+}
+
+/// Copy a fact about `fd` (see corotls_loop_info) into `buf` (`cap` bytes,
+/// NUL-terminated).  `*out_len` (may be NULL) receives the full length.  If
+/// it does not fit, as much as fits is written and the result is
+/// COROTLS_ERR_ARG.  Listeners have LOCAL_ADDR and ERROR only.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_info(
+    l: *mut corotls_loop,
+    fd: i32,
+    what: i32,
+    buf: *mut c_char,
+    cap: usize,
+    out_len: *mut usize,
+) -> Code {
+    super::put(out_len, 0);
+    guard(|| {
+        let what = match what {
+            0 => Info::Version,
+            1 => Info::Cipher,
+            2 => Info::Alpn,
+            3 => Info::PeerSubject,
+            4 => Info::Verify,
+            5 => Info::LocalAddr,
+            6 => Info::RemoteAddr,
+            7 => Info::Error,
+            w => return Err(Error::arg(format!("{w} is not a corotls_loop_info value"))),
+        };
+        if buf.is_null() || cap == 0 {
+            return Err(Error::arg("buffer is NULL or empty"));
+        }
+        let s = loop_ref(l)?.info(fd, what)?;
+        let b = s.as_bytes();
+        let n = b.len().min(cap - 1);
+        std::ptr::copy_nonoverlapping(b.as_ptr(), buf as *mut u8, n);
+        buf.add(n).write(0);
+        super::put(out_len, b.len());
+        if n < b.len() {
+            return Err(Error::arg(format!("buffer of {cap} bytes is too small for {} bytes", b.len() + 1)));
+        }
+        Ok(())
+    })
+}
