@@ -45,6 +45,7 @@ RUST_SRC := $(shell find src adapters -name '*.rs' 2>/dev/null) Cargo.toml build
 $(LIB_SO) $(LIB_A) $(HEADER): $(RUST_SRC)
 	$(CARGO) build --release --workspace
 	@touch $(LIB_SO) $(LIB_A)
+	@ln -sf libcorotls.so $(RELEASE)/$(SONAME)
 
 lib: $(LIB_SO)
 
