@@ -22,7 +22,6 @@ RELEASE  := target/release
 LIB_SO   := $(RELEASE)/libcorotls.so
 LIB_A    := $(RELEASE)/libcorotls.a
 HEADER   := include/corotls.h
-CERTDIR  := target/certs
 OUT      := target/c_tests
 EX_OUT   := target/examples
 
@@ -49,10 +48,7 @@ $(LIB_SO) $(LIB_A) $(HEADER): $(RUST_SRC)
 
 lib: $(LIB_SO)
 
-$(CERTDIR)/.done: c_tests/certs.sh
-	bash c_tests/certs.sh $(CERTDIR)
-
--include c_tests/harness.mk
+include c_tests/harness.mk
 include c_tests/native.mk
 include examples/examples.mk
 include c_tests/melon_host/melon.mk
@@ -62,7 +58,7 @@ include c_tests/melon_host/melon.mk
 
 examples: $(EXAMPLES)
 
-cargo-test: $(CERTDIR)/.done
+cargo-test: $(HARNESS_CERTS)
 	$(CARGO) test --workspace --quiet
 
 # The committed header must be what the build generates.
@@ -79,7 +75,7 @@ dlopen-check: $(OUT)/dlopen_check
 check: cargo-test header-check dlopen-check harness-check $(CHECKS) melon-host-check
 	@echo "make check: all suites passed"
 
-demo: $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_client $(CERTDIR)/.done
+demo: $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_client
 	@bash examples/demo.sh
 
 install: $(LIB_SO) $(LIB_A)
