@@ -34,7 +34,7 @@ VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-ki
 CHECKS   :=
 EXAMPLES :=
 
-.PHONY: all lib examples demo check install clean cargo-test header-check dlopen-check
+.PHONY: all lib examples demo check install clean cargo-test header-check dlopen-check install-check
 
 all: lib examples
 
@@ -70,9 +70,13 @@ header-check: $(LIB_SO)
 
 # libcorotls.so must load alone: no undefined symbols beyond libc/libssl/libcrypto.
 dlopen-check: $(OUT)/dlopen_check
-	$(OUT)/dlopen_check $(abspath $(LIB_SO))
+	@$(OUT)/dlopen_check $(abspath $(LIB_SO))
+	@c_tests/symbols_check.sh $(LIB_SO)
 
-check: cargo-test header-check dlopen-check harness-check $(CHECKS) melon-host-check
+install-check: $(LIB_SO)
+	@c_tests/install_check.sh
+
+check: cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
 	@echo "make check: all suites passed"
 
 demo: $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_client
