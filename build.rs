@@ -7,13 +7,17 @@ use std::path::PathBuf;
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcorotls.so.0");
 
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
+    // Only the C ABI and the result enum are parsed: the engine's own
+    // `extern "C"` declarations of OpenSSL functions must not leak in.
     let bindings = cbindgen::Builder::new()
-        .with_crate(&root)
+        .with_src(root.join("src/error.rs"))
+        .with_src(root.join("src/ffi/mod.rs"))
         .with_config(config)
         .generate()
         .expect("cbindgen generates the header");
