@@ -128,6 +128,45 @@ typedef enum {
 } corotls_tls_version;
 
 /**
+ * What corotls_loop_info reports.
+ */
+typedef enum {
+    /**
+     * Negotiated protocol version, e.g. "TLSv1.3" ("" before the handshake).
+     */
+    COROTLS_INFO_VERSION = 0,
+    /**
+     * Negotiated cipher suite name.
+     */
+    COROTLS_INFO_CIPHER = 1,
+    /**
+     * Negotiated ALPN protocol ("" if none).
+     */
+    COROTLS_INFO_ALPN = 2,
+    /**
+     * The peer certificate's subject ("" if none).
+     */
+    COROTLS_INFO_PEER_SUBJECT = 3,
+    /**
+     * The verification verdict ("ok", a reason, or "not verified").
+     */
+    COROTLS_INFO_VERIFY = 4,
+    /**
+     * The socket's local address, "127.0.0.1:443" or "[::1]:443" (also for
+     * listeners: how to learn the port bound for service "0").
+     */
+    COROTLS_INFO_LOCAL_ADDR = 5,
+    /**
+     * The peer's address, same format (silly's conn.remoteaddr).
+     */
+    COROTLS_INFO_REMOTE_ADDR = 6,
+    /**
+     * Message of the fd's last failure ("" if none).
+     */
+    COROTLS_INFO_ERROR = 7,
+} corotls_loop_info;
+
+/**
  * An immutable, reference-counted configuration.  Thread-safe.
  */
 typedef struct corotls_conf corotls_conf;
@@ -144,10 +183,91 @@ typedef struct corotls_conf_builder corotls_conf_builder;
 typedef struct corotls_conn corotls_conn;
 
 /**
+ * The loop: a reactor (epoll on Linux, kqueue on BSD/macOS) that owns
+ * sockets, operation deadlines and a table of TLS connections addressed by
+ * their real socket fd.  It gives C hosts the calls of Melang's `tls`
+ * module and silly's `silly.net.tls`: calls that look synchronous to a
+ * script but yield its coroutine instead of blocking.
+ *
+ * **Operations** (accept, connect, handshake, send, recv, read,
+ * read_until) return one of:
+ * - COROTLS_OK (or CLOSED, EOF, an error): finished inline; the result and
+ *   any data come through the return value and out-parameters, and the
+ *   callback is **never** called;
+ * - COROTLS_PENDING: the callback will be called exactly once, later, on
+ *   the thread that runs corotls_loop_dispatch (or _run / _free);
+ * - COROTLS_BUSY: another handshake, send, recv/read or connect is in
+ *   flight on that fd (or an accept on that listener); nothing was done,
+ *   nothing is queued, no callback.
+ *
+ * **Results** a script sees: data (OK with bytes), COROTLS_CLOSED (the
+ * peer's close_notify), COROTLS_EOF (the TCP stream ended without
+ * close_notify), COROTLS_TIMEOUT, COROTLS_BUSY, COROTLS_ERR_CANCELLED (the
+ * fd was closed meanwhile) or an error kind (ERR_IO, ERR_TLS, ERR_VERIFY,
+ * ERR_ARG, ERR_NOMEM) whose message is corotls_last_error() on the
+ * thread that got the result (also inside the callback) and
+ * corotls_loop_info(..., COROTLS_INFO_ERROR, ...) for the fd.
+ *
+ * The Melang `tls` module maps a result to a script value in one switch:
+ *
+ *     switch (r) {
+ *     case COROTLS_OK:      return data ? string(data, len) : true;  // accept/connect: the fd
+ *     case COROTLS_CLOSED:  return true;   // recv: end of stream
+ *     case COROTLS_TIMEOUT: return nil;
+ *     default:              return false;  // EOF, BUSY, CANCELLED, errors
+ *     }
+ *
+ * **Timeouts** are per operation, in milliseconds from its start: -1 waits
+ * forever; 0 gives up at the next dispatch unless the operation finishes
+ * inline; below -1 is COROTLS_ERR_ARG.  A timed-out operation leaves the
+ * TLS stream valid: ciphertext already produced is still sent, in order
+ * (the loop flushes it in the background), and plaintext already received
+ * stays buffered for the next read.  A timed-out connect closes its fd.
+ *
+ * **Threads**: a loop may be used from any number of threads at once;
+ * the fd table is shared, so an fd is not owned by the caller that
+ * created it (hand it to another thread or coroutine freely).  The busy
+ * rule serialises the use of each session.  At most one thread dispatches
+ * at a time (a second gets COROTLS_BUSY); callbacks run on it, with no
+ * internal lock held, so a callback may start operations or close fds (but
+ * must not dispatch, run or free the loop).
+ *
+ * **Embedding**: corotls_loop_fd() is readable when dispatch has work
+ * (socket events, a due deadline, completions queued by another thread).
+ * A host with its own event loop watches that one fd and calls
+ * corotls_loop_dispatch(loop, 0, NULL) when it is readable.
+ *
+ * **Cost**: a dispatch does work for ready sockets and due deadlines
+ * only; idle connections cost nothing.  Each connection buffers at most
+ * its read limit of plaintext (corotls_loop_set_limit).
+ */
+typedef struct corotls_loop corotls_loop;
+
+/**
  * One TLS session over memory buffers: the host moves ciphertext between
  * it and the network.  Use from one thread at a time.
  */
 typedef struct corotls_session corotls_session;
+
+/**
+ * A completion callback.
+ *
+ * - `user_data`: the pointer given to the operation, untouched.
+ * - `fd`: the connection the result is about: for accept and connect the
+ *   new connection (-1 when they fail); for the others their fd.
+ * - `result`: see corotls_loop.  The message of a non-OK result is
+ *   corotls_last_error() during the callback.
+ * - `data`, `len`: for recv / read / read_until with COROTLS_OK, the
+ *   plaintext (at least one byte), valid only during the callback.  For
+ *   send, `data` is NULL and `len` counts the plaintext bytes committed to
+ *   the stream: all of them on OK, on TIMEOUT the prefix that will still
+ *   reach the peer.  Otherwise NULL and 0.
+ */
+typedef void (*corotls_loop_cb)(void *user_data,
+                                int32_t fd,
+                                corotls_result result,
+                                const uint8_t *data,
+                                size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -415,6 +535,249 @@ const corotls_session *corotls_conn_session(const corotls_conn *c);
  * NULL).  Owned by the conn.
  */
 const char *corotls_conn_error(const corotls_conn *c);
+
+/**
+ * Create a loop.  On success `*out` is owned by the caller (free it with
+ * corotls_loop_free).
+ */
+corotls_result corotls_loop_new(corotls_loop **out);
+
+/**
+ * Free the loop: every fd it owns is closed as by corotls_loop_close, and
+ * the callback of every pending operation runs now, on this thread, with
+ * COROTLS_ERR_CANCELLED.  NULL does nothing.  Must not be called from a
+ * callback or while another thread uses the loop.
+ */
+void corotls_loop_free(corotls_loop *l);
+
+/**
+ * The pollable fd (-1 for NULL): readable when corotls_loop_dispatch has
+ * work.  Owned by the loop; do not close it, read it or add it to another
+ * loop's set twice.
+ */
+int32_t corotls_loop_fd(const corotls_loop *l);
+
+/**
+ * Wait up to `timeout_ms` (-1: until something happens; 0: do not wait)
+ * for events, do the I/O they allow, expire deadlines, then run the
+ * callbacks of the operations that completed.  `*out_count` (may be NULL)
+ * receives how many callbacks ran.  COROTLS_BUSY if another thread is
+ * dispatching, or when called from a callback.
+ */
+corotls_result corotls_loop_dispatch(corotls_loop *l, int32_t timeout_ms, size_t *out_count);
+
+/**
+ * Dispatch until no operation is pending (returns at once when none is).
+ */
+corotls_result corotls_loop_run(corotls_loop *l);
+
+/**
+ * Operations that returned PENDING and whose callback has not run yet
+ * (0 for NULL).
+ */
+size_t corotls_loop_pending(const corotls_loop *l);
+
+/**
+ * Milliseconds until the earliest operation deadline (rounded up), or -1
+ * when no operation has one (also for NULL).  For hosts that prefer their
+ * own timer to the readability of corotls_loop_fd on deadlines.
+ */
+int32_t corotls_loop_timeout(const corotls_loop *l);
+
+/**
+ * Open a plain TCP listener (TLS is layered at accept).  `host`: a name or
+ * address, NULL or "" for every local address; `service`: a port number
+ * ("0": any free port, see COROTLS_INFO_LOCAL_ADDR) or a service name.
+ * IPv4 and IPv6; SO_REUSEADDR; the first address that can be bound wins.
+ * Names are resolved synchronously here (listening is set-up, not I/O).
+ * `conf` (may be NULL) is the server conf accept uses when given none; the
+ * listener keeps its own reference.  On success `*out_fd` is the
+ * listener's fd, owned by the loop (release it with corotls_loop_close).
+ */
+corotls_result corotls_loop_listen(corotls_loop *l,
+                                   const char *host,
+                                   const char *service,
+                                   const corotls_conf *conf,
+                                   int32_t *out_fd);
+
+/**
+ * Switch a listener to `conf` (a server conf; the listener takes its own
+ * reference): later accepts given no conf use it, connections already
+ * accepted keep theirs.  silly's listener:reload.
+ */
+corotls_result corotls_loop_listener_set_conf(corotls_loop *l,
+                                              int32_t lfd,
+                                              const corotls_conf *conf);
+
+/**
+ * Accept one connection on listener `lfd` and wrap it in a server session
+ * of `conf` (NULL: the listener's conf; the connection keeps its own
+ * reference).  The handshake is not driven.  OK: `*out_fd` is the new
+ * connection.  PENDING: the callback gets it (its `fd`).  `*out_fd` is -1
+ * otherwise.  BUSY if an accept is already pending on `lfd`.
+ */
+corotls_result corotls_loop_accept(corotls_loop *l,
+                                   int32_t lfd,
+                                   const corotls_conf *conf,
+                                   int32_t timeout_ms,
+                                   corotls_loop_cb cb,
+                                   void *user_data,
+                                   int32_t *out_fd);
+
+/**
+ * Connect to (`host`, `service`) and wrap the socket in a client session
+ * of `conf` (the connection keeps its own reference).  The handshake is
+ * not driven: set SNI / the host to verify now, then handshake, send or
+ * recv.  Numeric addresses are used directly; names are resolved on a
+ * helper thread, never blocking the caller; every address is tried in
+ * turn.  OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already
+ * (for a numeric address, usable for set_sni / set_verify_host, BUSY for
+ * operations until the callback) or -1 while a name is resolved; the
+ * callback's `fd` is the connection (-1 on failure).
+ */
+corotls_result corotls_loop_connect(corotls_loop *l,
+                                    const char *host,
+                                    const char *service,
+                                    const corotls_conf *conf,
+                                    int32_t timeout_ms,
+                                    corotls_loop_cb cb,
+                                    void *user_data,
+                                    int32_t *out_fd);
+
+/**
+ * Client, before the handshake: the Server Name Indication to send.
+ */
+corotls_result corotls_loop_set_sni(corotls_loop *l, int32_t fd, const char *name);
+
+/**
+ * Client, before the handshake: the name (DNS name or IP literal) the
+ * server certificate must match; applies when the conf verifies peers.
+ */
+corotls_result corotls_loop_set_verify_host(corotls_loop *l, int32_t fd, const char *name);
+
+/**
+ * Drive the handshake to its end (optional: the first send or recv drives
+ * it).  OK at once if it is done.  Failures: ERR_VERIFY, ERR_TLS, EOF
+ * (the peer left), ERR_IO.
+ */
+corotls_result corotls_loop_handshake(corotls_loop *l,
+                                      int32_t fd,
+                                      int32_t timeout_ms,
+                                      corotls_loop_cb cb,
+                                      void *user_data);
+
+/**
+ * Send `len` bytes of `data` (NULL only with `len` 0), driving the
+ * handshake first if needed.  OK: everything is on the wire (small sends
+ * usually finish inline).  PENDING: the rest was copied (the caller's
+ * buffer is free at once) and goes out as the socket drains.
+ */
+corotls_result corotls_loop_send(corotls_loop *l,
+                                 int32_t fd,
+                                 const uint8_t *data,
+                                 size_t len,
+                                 int32_t timeout_ms,
+                                 corotls_loop_cb cb,
+                                 void *user_data);
+
+/**
+ * Receive all plaintext available now (one or more records) as one chunk,
+ * driving the handshake first if needed.  OK: `*data` / `*len` hold at
+ * least one byte, owned by the loop and valid until the next operation on
+ * this fd (handshake, send, recv, read, read_until, close) or
+ * corotls_loop_free.  CLOSED: the peer sent close_notify; EOF: the stream
+ * ended without it (both once all data was read).  PENDING: the callback
+ * gets the data.
+ */
+corotls_result corotls_loop_recv(corotls_loop *l,
+                                 int32_t fd,
+                                 int32_t timeout_ms,
+                                 corotls_loop_cb cb,
+                                 void *user_data,
+                                 const uint8_t **data,
+                                 size_t *len);
+
+/**
+ * Read exactly `n` (> 0) bytes: silly's read(n).  As corotls_loop_recv
+ * otherwise; if the stream ends first the result is CLOSED / EOF and the
+ * bytes stay buffered (corotls_loop_recv returns them).  A read larger
+ * than the read limit still completes.
+ */
+corotls_result corotls_loop_read(corotls_loop *l,
+                                 int32_t fd,
+                                 size_t n,
+                                 int32_t timeout_ms,
+                                 corotls_loop_cb cb,
+                                 void *user_data,
+                                 const uint8_t **data,
+                                 size_t *len);
+
+/**
+ * Read up to and including the delimiter `delim` (1 to 64 bytes, copied):
+ * silly's read(delim).  `max` > 0 bounds the wait: with no delimiter in
+ * the first `max` bytes the read completes with those `max` bytes (check
+ * whether the chunk ends with the delimiter); 0 means no bound.  As
+ * corotls_loop_read otherwise.
+ */
+corotls_result corotls_loop_read_until(corotls_loop *l,
+                                       int32_t fd,
+                                       const uint8_t *delim,
+                                       size_t delim_len,
+                                       size_t max,
+                                       int32_t timeout_ms,
+                                       corotls_loop_cb cb,
+                                       void *user_data,
+                                       const uint8_t **data,
+                                       size_t *len);
+
+/**
+ * Close a connection or listener; always succeeds for an open fd.  A
+ * connection makes one non-blocking close_notify attempt (input that
+ * already arrived is discarded first, so the kernel does not reset the
+ * stream), then its socket is closed and its fd leaves the table.  An
+ * operation in flight completes with COROTLS_ERR_CANCELLED at the next
+ * dispatch (never from inside this call).  ERR_ARG for an fd that is not
+ * open in this loop (e.g. a second close).
+ */
+corotls_result corotls_loop_close(corotls_loop *l, int32_t fd);
+
+/**
+ * silly's limit: stop reading from the socket while `bytes` of plaintext
+ * are unread (0: no limit; the default is 1 MiB).  The limit is soft: one
+ * socket read (64 KiB) may overshoot it.  Reading resumes when reads bring
+ * the unread bytes below it.  A pending read asking for more still reads.
+ */
+corotls_result corotls_loop_set_limit(corotls_loop *l, int32_t fd, size_t bytes);
+
+/**
+ * silly's unreadbytes: plaintext received and not yet read.
+ */
+corotls_result corotls_loop_unread_bytes(corotls_loop *l, int32_t fd, size_t *out);
+
+/**
+ * silly's unsentbytes: ciphertext produced and not yet taken by the
+ * socket (bytes in the kernel's send queue are not counted).
+ */
+corotls_result corotls_loop_unsent_bytes(corotls_loop *l, int32_t fd, size_t *out);
+
+/**
+ * silly's isalive: `*out` is true while the connection is open and has
+ * seen no close_notify, no EOF and no failure (listeners: true).
+ */
+corotls_result corotls_loop_is_alive(corotls_loop *l, int32_t fd, bool *out);
+
+/**
+ * Copy a fact about `fd` (see corotls_loop_info) into `buf` (`cap` bytes,
+ * NUL-terminated).  `*out_len` (may be NULL) receives the full length.  If
+ * it does not fit, as much as fits is written and the result is
+ * COROTLS_ERR_ARG.  Listeners have LOCAL_ADDR and ERROR only.
+ */
+corotls_result corotls_loop_info(corotls_loop *l,
+                                 int32_t fd,
+                                 int32_t what,
+                                 char *buf,
+                                 size_t cap,
+                                 size_t *out_len);
 
 /**
  * Create a session for `conf` (client or server as the conf says).  The
