@@ -128,7 +128,7 @@ typedef enum {
 } corotls_tls_version;
 
 /**
- * What corotls_loop_info reports.
+ * What corotls_loop_info reports (a corotls_info value).
  */
 typedef enum {
     /**
@@ -164,7 +164,7 @@ typedef enum {
      * Message of the fd's last failure ("" if none).
      */
     COROTLS_INFO_ERROR = 7,
-} corotls_loop_info;
+} corotls_info;
 
 /**
  * An immutable, reference-counted configuration.  Thread-safe.
@@ -767,7 +767,7 @@ corotls_result corotls_loop_unsent_bytes(corotls_loop *l, int32_t fd, size_t *ou
 corotls_result corotls_loop_is_alive(corotls_loop *l, int32_t fd, bool *out);
 
 /**
- * Copy a fact about `fd` (see corotls_loop_info) into `buf` (`cap` bytes,
+ * Copy a fact about `fd` (see corotls_info) into `buf` (`cap` bytes,
  * NUL-terminated).  `*out_len` (may be NULL) receives the full length.  If
  * it does not fit, as much as fits is written and the result is
  * COROTLS_ERR_ARG.  Listeners have LOCAL_ADDR and ERROR only.

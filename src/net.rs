@@ -117,6 +117,10 @@ unsafe fn sockaddr_to_std(sa: *const libc::sockaddr_storage, len: libc::socklen_
         libc::AF_INET6 if len as usize >= size_of::<libc::sockaddr_in6>() => {
             let a = &*(sa as *const libc::sockaddr_in6);
             let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            // An IPv4 peer of a dual-stack socket reads as plain IPv4.
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return Some(SocketAddr::V4(SocketAddrV4::new(v4, u16::from_be(a.sin6_port))));
+            }
             Some(SocketAddr::V6(SocketAddrV6::new(
                 ip,
                 u16::from_be(a.sin6_port),

@@ -85,10 +85,10 @@ pub type corotls_loop_cb = Option<
     unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize),
 >;
 
-/// What corotls_loop_info reports.
+/// What corotls_loop_info reports (a corotls_info value).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum corotls_loop_info {
+pub enum corotls_info {
     /// Negotiated protocol version, e.g. "TLSv1.3" ("" before the handshake).
     COROTLS_INFO_VERSION = 0,
     /// Negotiated cipher suite name.
@@ -532,7 +532,7 @@ pub unsafe extern "C" fn corotls_loop_is_alive(l: *mut corotls_loop, fd: i32, ou
     })
 }
 
-/// Copy a fact about `fd` (see corotls_loop_info) into `buf` (`cap` bytes,
+/// Copy a fact about `fd` (see corotls_info) into `buf` (`cap` bytes,
 /// NUL-terminated).  `*out_len` (may be NULL) receives the full length.  If
 /// it does not fit, as much as fits is written and the result is
 /// COROTLS_ERR_ARG.  Listeners have LOCAL_ADDR and ERROR only.
@@ -556,7 +556,7 @@ pub unsafe extern "C" fn corotls_loop_info(
             5 => Info::LocalAddr,
             6 => Info::RemoteAddr,
             7 => Info::Error,
-            w => return Err(Error::arg(format!("{w} is not a corotls_loop_info value"))),
+            w => return Err(Error::arg(format!("{w} is not a corotls_info value"))),
         };
         if buf.is_null() || cap == 0 {
             return Err(Error::arg("buffer is NULL or empty"));
