@@ -311,3 +311,4 @@ fn shutdown_cancels_everything_once() {
     let codes: Vec<Code> = rx.try_iter().map(|g| g.1).collect();
     assert_eq!(codes, vec![COROTLS_ERR_CANCELLED; 3]);
 }
+
