@@ -684,8 +684,9 @@ corotls_result corotls_loop_send(corotls_loop *l,
  * Receive all plaintext available now (one or more records) as one chunk,
  * driving the handshake first if needed.  OK: `*data` / `*len` hold at
  * least one byte, owned by the loop and valid until the next operation on
- * this fd (handshake, send, recv, read, read_until, close) or
- * corotls_loop_free.  CLOSED: the peer sent close_notify; EOF: the stream
+ * this fd (handshake, send, recv, read, read_until, close) returns, or
+ * corotls_loop_free; it may be passed to that operation (e.g. echoed with
+ * corotls_loop_send).  CLOSED: the peer sent close_notify; EOF: the stream
  * ended without it (both once all data was read).  PENDING: the callback
  * gets the data.
  */

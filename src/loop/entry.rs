@@ -208,6 +208,8 @@ pub(super) struct ConnEntry {
     pub limit: usize,
     /// The chunk an inline read delivered (valid until the next operation).
     pub chunk: Vec<u8>,
+    /// `chunk` was filled by the operation being started.
+    pub chunk_fresh: bool,
     pub read_dead: bool,
     pub write_dead: bool,
 }
@@ -220,6 +222,7 @@ impl ConnEntry {
             want: Interest::NONE,
             limit: DEFAULT_LIMIT,
             chunk: Vec::new(),
+            chunk_fresh: false,
             read_dead: false,
             write_dead: false,
         }
@@ -344,6 +347,7 @@ impl ConnEntry {
 
     /// Take the first `n` buffered plaintext bytes into `chunk`.
     pub fn take_into_chunk(&mut self, n: usize) {
+        self.chunk_fresh = true;
         self.chunk.clear();
         self.chunk.extend_from_slice(&self.conn.session().plain()[..n]);
         self.conn.session_mut().consume(n);

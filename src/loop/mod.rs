@@ -85,7 +85,8 @@ pub enum Ready<T> {
 
 /// Plaintext delivered inline, owned by the connection's entry: valid
 /// until the next operation on that fd (handshake, send, recv, read, close)
-/// or until the loop is freed.
+/// returns, or until the loop is freed.  It may be that operation's input
+/// (echoing it with `send` is fine).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Chunk {
     ptr: *const u8,
@@ -588,8 +589,15 @@ impl Shared {
             if let Some(op) = &c.op {
                 return Err(busy(fd, op.kind.name()));
             }
-            c.release_chunk();
+            c.chunk_fresh = false;
+            // The previous inline chunk may be this operation's input (an
+            // echo): it is released only once the operation has used it.
             let r = f(slot, e);
+            if let Kind::Conn(c) = &mut e.kind {
+                if !c.chunk_fresh {
+                    c.release_chunk();
+                }
+            }
             if r.is_ok() {
                 self.rearm(slot, e);
             }

@@ -71,6 +71,17 @@ fn pair(lp: &Loop) -> (RawFd, RawFd, RawFd) {
     (lfd, cfd, sfd)
 }
 
+/// `pair` with both handshakes done.
+fn pair_hs(lp: &Loop) -> (RawFd, RawFd, RawFd) {
+    let (lfd, cfd, sfd) = pair(lp);
+    let (mk, rx) = chan();
+    assert_eq!(lp.handshake(sfd, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(lp.handshake(cfd, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(wait(lp, &rx).1, COROTLS_OK);
+    assert_eq!(wait(lp, &rx).1, COROTLS_OK);
+    (lfd, cfd, sfd)
+}
+
 fn send_all(lp: &Loop, fd: RawFd, data: &[u8]) {
     let (mk, rx) = chan();
     if lp.send(fd, data, None, mk()).unwrap() == Ready::Pending {
@@ -312,3 +323,31 @@ fn shutdown_cancels_everything_once() {
     assert_eq!(codes, vec![COROTLS_ERR_CANCELLED; 3]);
 }
 
+
+#[test]
+fn inline_chunk_can_be_echoed_by_the_next_send() {
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, sfd) = pair_hs(&lp);
+    // Larger than the chunk buffer kept between operations.
+    let msg: Vec<u8> = (0..100_000).map(|i| (i % 249) as u8).collect();
+    send_all(&lp, cfd, &msg);
+    let (mk, _rx) = chan();
+    let mut echoed = 0;
+    while echoed < msg.len() {
+        while lp.unread(sfd).unwrap() == 0 {
+            lp.dispatch(Some(Duration::from_millis(5))).unwrap();
+        }
+        let got = match lp.read(sfd, Read::Any, None, mk()).unwrap() {
+            Ready::Now(c) => c,
+            Ready::Pending => panic!("data should be buffered or arrive inline"),
+        };
+        // SAFETY: the chunk is valid until the send below returns.
+        let data = unsafe { got.as_slice() };
+        assert_eq!(lp.send(sfd, data, None, mk()).unwrap(), Ready::Now(()));
+        echoed += data.len();
+    }
+    assert_eq!(recv_exact(&lp, cfd, msg.len()), msg);
+    for fd in [cfd, sfd, lfd] {
+        lp.close(fd).unwrap();
+    }
+}
