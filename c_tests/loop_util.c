@@ -231,3 +231,336 @@ corotls_result lu_transfer(corotls_loop *l, int from, int to, const void *p, siz
         rr = COROTLS_ERR_ARG;
     return rr != COROTLS_OK ? rr : rs;
 }
+
+/* ------------------------------------------------------------ mailbox */
+
+void lu_mb_init(struct lu_mailbox *m)
+{
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_cond_init(&m->cv, NULL);
+    m->head = m->tail = NULL;
+}
+
+void lu_mb_destroy(struct lu_mailbox *m)
+{
+    struct lu_msg *x;
+    while ((x = lu_mb_take(m, 0)))
+        lu_msg_free(x);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+}
+
+void lu_mb_post(struct lu_mailbox *m, void *who, int fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    struct lu_msg *x = calloc(1, sizeof *x);
+    x->who = who;
+    x->fd = fd;
+    x->r = r;
+    x->len = len;
+    if (data) {
+        x->data = malloc(len ? len : 1);
+        memcpy(x->data, data, len);
+    }
+    pthread_mutex_lock(&m->mu);
+    if (m->tail)
+        m->tail->next = x;
+    else
+        m->head = x;
+    m->tail = x;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+struct lu_msg *lu_mb_take(struct lu_mailbox *m, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&m->mu);
+    while (!m->head)
+        if (pthread_cond_timedwait(&m->cv, &m->mu, &ts) != 0)
+            break;
+    struct lu_msg *x = m->head;
+    if (x) {
+        m->head = x->next;
+        if (!m->head)
+            m->tail = NULL;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return x;
+}
+
+void lu_msg_free(struct lu_msg *x)
+{
+    if (x) {
+        free(x->data);
+        free(x);
+    }
+}
+
+/* -------------------------------------------------------- echo server */
+
+struct lu_sconn {
+    struct lu_server *s;
+    int fd;
+};
+
+static void srv_run(struct lu_sconn *c);
+
+static void srv_done(struct lu_sconn *c, corotls_result r)
+{
+    if (r != COROTLS_CLOSED && r != COROTLS_EOF)
+        c->s->errors++;
+    c->s->closed++;
+    corotls_loop_close(c->s->l, c->fd);
+    free(c);
+}
+
+/* Callback of a pending recv (data set) or send (data NULL). */
+static void srv_cb(void *ud, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    struct lu_sconn *c = ud;
+    (void)fd;
+    if (r == COROTLS_OK && data)
+        r = corotls_loop_send(c->s->l, c->fd, data, len, 10000, srv_cb, c);
+    if (r == COROTLS_PENDING)
+        return;
+    if (r != COROTLS_OK)
+        srv_done(c, r);
+    else
+        srv_run(c);
+}
+
+/* recv -> send while operations complete inline (the inline chunk may be
+ * passed straight to send). */
+static void srv_run(struct lu_sconn *c)
+{
+    for (;;) {
+        const uint8_t *data;
+        size_t len;
+        corotls_result r = corotls_loop_recv(c->s->l, c->fd, -1, srv_cb, c, &data, &len);
+        if (r == COROTLS_OK)
+            r = corotls_loop_send(c->s->l, c->fd, data, len, 10000, srv_cb, c);
+        if (r == COROTLS_PENDING)
+            return;
+        if (r != COROTLS_OK) {
+            srv_done(c, r);
+            return;
+        }
+    }
+}
+
+static void srv_start(struct lu_server *s, int fd)
+{
+    struct lu_sconn *c = calloc(1, sizeof *c);
+    c->s = s;
+    c->fd = fd;
+    s->accepted++;
+    srv_run(c);
+}
+
+static void srv_accept_cb(void *ud, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    struct lu_server *s = ud;
+    (void)data;
+    (void)len;
+    if (r == COROTLS_OK) {
+        srv_start(s, fd);
+        lu_server_start(s);
+    } else if (r != COROTLS_ERR_CANCELLED) {
+        s->errors++;
+    }
+}
+
+int lu_server_start(struct lu_server *s)
+{
+    int fd;
+    corotls_result r;
+    while ((r = corotls_loop_accept(s->l, s->lfd, NULL, -1, srv_accept_cb, s, &fd)) == COROTLS_OK)
+        srv_start(s, fd);
+    if (r != COROTLS_PENDING) {
+        s->errors++;
+        return -1;
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------- echo clients */
+
+enum { C_CONNECT, C_HANDSHAKE, C_READY, C_SEND, C_RECV, C_DONE };
+
+struct lu_cconn {
+    struct lu_clients *cs;
+    int idx, fd, round, phase;
+    size_t want, got;
+    uint8_t expect[3001], buf[3001];
+};
+
+static void client_advance(struct lu_cconn *c, corotls_result r, const uint8_t *data, size_t len);
+
+static void client_cb(void *ud, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    struct lu_cconn *c = ud;
+    if (c->cs->mb) {
+        lu_mb_post(c->cs->mb, c, fd, r, data, len);
+        return;
+    }
+    if (c->phase == C_CONNECT && r == COROTLS_OK)
+        c->fd = fd;
+    client_advance(c, r, data, len);
+}
+
+/* One more client is handshaken (or failed before): the last one releases
+ * every client waiting at the barrier. */
+static void barrier_arrive(struct lu_clients *cs)
+{
+    if (++cs->ready < cs->n)
+        return;
+    for (int i = 0; i < cs->n; i++)
+        if (cs->conns[i].phase == C_READY) {
+            cs->conns[i].phase = C_SEND;
+            client_advance(&cs->conns[i], COROTLS_OK, NULL, 0);
+        }
+}
+
+static void client_end(struct lu_cconn *c, const char *what, corotls_result r)
+{
+    struct lu_clients *cs = c->cs;
+    int early = c->phase < C_READY;
+    if (what && !cs->failures++)
+        snprintf(cs->first_error, sizeof cs->first_error, "client %d round %d: %s: %s (%s)", c->idx, c->round, what,
+                 corotls_result_name(r), corotls_last_error());
+    if (c->fd >= 0)
+        corotls_loop_close(cs->l, c->fd);
+    c->phase = C_DONE;
+    __atomic_fetch_add(&cs->done, 1, __ATOMIC_RELEASE);
+    if (early)
+        barrier_arrive(cs);
+}
+
+static const char *phase_name(int phase)
+{
+    static const char *names[] = {"connect", "handshake", "ready", "send", "recv", "done"};
+    return names[phase];
+}
+
+/* Advance one client as far as inline completions allow; (r, data, len)
+ * is the completion that resumes it (COROTLS_OK, NULL to start). */
+static void client_advance(struct lu_cconn *c, corotls_result r, const uint8_t *data, size_t len)
+{
+    struct lu_clients *cs = c->cs;
+    for (;;) {
+        if (r != COROTLS_OK) {
+            client_end(c, phase_name(c->phase), r);
+            return;
+        }
+        switch (c->phase) {
+        case C_CONNECT:
+            if (c->fd < 0) {
+                char ps[16];
+                snprintf(ps, sizeof ps, "%d", cs->port);
+                r = corotls_loop_connect(cs->l, "127.0.0.1", ps, cs->conf, 60000, client_cb, c, &c->fd);
+                if (r == COROTLS_PENDING)
+                    return;
+                continue;
+            }
+            c->phase = C_HANDSHAKE;
+            r = corotls_loop_handshake(cs->l, c->fd, 60000, client_cb, c);
+            if (r == COROTLS_PENDING)
+                return;
+            continue;
+        case C_HANDSHAKE:
+            c->phase = C_READY;
+            barrier_arrive(cs); /* may advance this client too */
+            return;
+        case C_READY:
+            return;
+        case C_SEND:
+            c->want = (size_t)((c->idx * 31 + c->round * 17) % 3000) + 1;
+            util_fill(c->expect, c->want, (unsigned)(cs->seed + c->idx * 1000 + c->round));
+            c->got = 0;
+            c->phase = C_RECV;
+            r = corotls_loop_send(cs->l, c->fd, c->expect, c->want, 60000, client_cb, c);
+            if (r == COROTLS_PENDING)
+                return;
+            data = NULL;
+            continue;
+        case C_RECV:
+            if (data) {
+                if (c->got + len > c->want) {
+                    client_end(c, "more data than sent", COROTLS_ERR_ARG);
+                    return;
+                }
+                memcpy(c->buf + c->got, data, len);
+                c->got += len;
+                data = NULL;
+            }
+            if (c->got == c->want) {
+                if (memcmp(c->buf, c->expect, c->want) != 0) {
+                    client_end(c, "echo differs", COROTLS_ERR_ARG);
+                    return;
+                }
+                if (++c->round == cs->rounds) {
+                    client_end(c, NULL, COROTLS_OK);
+                    return;
+                }
+                c->phase = C_SEND;
+                continue;
+            }
+            {
+                const uint8_t *d;
+                size_t n;
+                r = corotls_loop_recv(cs->l, c->fd, 60000, client_cb, c, &d, &n);
+                if (r == COROTLS_PENDING)
+                    return;
+                data = d;
+                len = n;
+            }
+            continue;
+        default:
+            return;
+        }
+    }
+}
+
+void lu_clients_start(struct lu_clients *cs)
+{
+    cs->conns = calloc((size_t)cs->n, sizeof *cs->conns);
+    for (int i = 0; i < cs->n; i++) {
+        cs->conns[i].cs = cs;
+        cs->conns[i].idx = i;
+        cs->conns[i].fd = -1;
+    }
+    for (int i = 0; i < cs->n; i++)
+        client_advance(&cs->conns[i], COROTLS_OK, NULL, 0);
+}
+
+void lu_clients_pump(struct lu_clients *cs, int timeout_ms)
+{
+    while (cs->done < cs->n) {
+        struct lu_msg *m = lu_mb_take(cs->mb, timeout_ms);
+        if (!m)
+            return;
+        struct lu_cconn *c = m->who;
+        if (c->phase == C_CONNECT && m->r == COROTLS_OK)
+            c->fd = m->fd;
+        client_advance(c, m->r, m->data, m->len);
+        lu_msg_free(m);
+    }
+}
+
+int lu_clients_done(struct lu_clients *cs)
+{
+    return __atomic_load_n(&cs->done, __ATOMIC_ACQUIRE);
+}
+
+void lu_clients_free(struct lu_clients *cs)
+{
+    free(cs->conns);
+    cs->conns = NULL;
+}

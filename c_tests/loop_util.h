@@ -72,4 +72,70 @@ void lu_small_buffers(int fd, int bytes);
  * done).  Returns the listener fd or -1. */
 int lu_full_listener(int *port, int *fill, int *nfill, int max);
 
+/* ------------------------------------------------------------ mailbox */
+
+/* A thread's queue of completions: callbacks run on the dispatching thread
+ * post there; the owning thread takes them (a coroutine being resumed). */
+struct lu_msg {
+    struct lu_msg *next;
+    void *who;
+    int fd;
+    corotls_result r;
+    uint8_t *data; /* copy, or NULL */
+    size_t len;
+};
+
+struct lu_mailbox {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct lu_msg *head, *tail;
+};
+
+void lu_mb_init(struct lu_mailbox *m);
+/* Frees any messages left. */
+void lu_mb_destroy(struct lu_mailbox *m);
+void lu_mb_post(struct lu_mailbox *m, void *who, int fd, corotls_result r, const uint8_t *data, size_t len);
+/* The next message, waiting up to timeout_ms; NULL on timeout. */
+struct lu_msg *lu_mb_take(struct lu_mailbox *m, int timeout_ms);
+void lu_msg_free(struct lu_msg *x);
+
+/* -------------------------------------------------------- echo server */
+
+/* An echo server as callbacks on the dispatching thread: accepts on lfd
+ * (with the listener's conf) and echoes every connection until it ends. */
+struct lu_server {
+    corotls_loop *l;
+    int lfd;
+    int accepted, closed, errors; /* errors: ends other than CLOSED/EOF */
+};
+
+/* Start accepting; 0 or -1. */
+int lu_server_start(struct lu_server *s);
+
+/* -------------------------------------------------------- echo clients */
+
+/* n echo clients of port: each connects (numeric), handshakes, waits until
+ * all n are handshaken (so all are open at once), then does `rounds`
+ * rounds of send + receive-the-echo (sizes 1..3000, every byte checked)
+ * and closes.  With mb set, callbacks post to it and the owning thread
+ * calls lu_clients_pump; else they advance the clients directly. */
+struct lu_cconn;
+
+struct lu_clients {
+    corotls_loop *l;
+    corotls_conf *conf;
+    struct lu_mailbox *mb;
+    int port, n, rounds, seed;
+    int ready, done, failures; /* done is read with __atomic_load_n */
+    char first_error[200];
+    struct lu_cconn *conns;
+};
+
+void lu_clients_start(struct lu_clients *cs);
+/* Process mailbox messages until every client is done (or no message for
+ * timeout_ms).  Mailbox mode only. */
+void lu_clients_pump(struct lu_clients *cs, int timeout_ms);
+int lu_clients_done(struct lu_clients *cs);
+void lu_clients_free(struct lu_clients *cs);
+
 #endif
