@@ -565,15 +565,23 @@ TEST(test_sni_and_verify_host)
     corotls_loop_free(l);
 }
 
-static int freed_cancelled;
+static int freed_cancelled, refused_during_free;
+static corotls_loop *freeing;
 static void count_cancel(void *ud, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
 {
     (void)ud;
-    (void)fd;
     (void)data;
     (void)len;
     if (r == COROTLS_ERR_CANCELLED)
         freed_cancelled++;
+    /* A callback run by corotls_loop_free may still call the loop. */
+    int nfd;
+    const uint8_t *d;
+    size_t n;
+    if (corotls_loop_close(freeing, fd) == COROTLS_ERR_ARG &&
+        corotls_loop_recv(freeing, fd, -1, count_cancel, NULL, &d, &n) == COROTLS_ERR_ARG &&
+        corotls_loop_listen(freeing, "127.0.0.1", "0", NULL, &nfd) == COROTLS_ERR_CANCELLED)
+        refused_during_free++;
 }
 
 /* Freeing a loop with operations pending calls each back once with
@@ -593,8 +601,10 @@ TEST(test_free_with_pending)
     CHECK(corotls_loop_connect(l, "localhost", "1", cconf, 60000, count_cancel, NULL, &fd) == COROTLS_PENDING,
           "connect by name pending");
     CHECK(corotls_loop_pending(l) == 4, "4 pending");
+    freeing = l;
     corotls_loop_free(l);
     CHECK(freed_cancelled == 4, "free called each back with CANCELLED (%d)", freed_cancelled);
+    CHECK(refused_during_free == 4, "calls from those callbacks were refused cleanly (%d)", refused_during_free);
 }
 
 int main(void)

@@ -545,8 +545,10 @@ corotls_result corotls_loop_new(corotls_loop **out);
 /**
  * Free the loop: every fd it owns is closed as by corotls_loop_close, and
  * the callback of every pending operation runs now, on this thread, with
- * COROTLS_ERR_CANCELLED.  NULL does nothing.  Must not be called from a
- * callback or while another thread uses the loop.
+ * COROTLS_ERR_CANCELLED (those callbacks may still call the loop: new
+ * operations are refused with ERR_CANCELLED, closes of its fds are
+ * ERR_ARG).  NULL does nothing.  Must not be called from a callback or
+ * while another thread uses the loop.
  */
 void corotls_loop_free(corotls_loop *l);
 

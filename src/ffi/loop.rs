@@ -160,12 +160,17 @@ pub unsafe extern "C" fn corotls_loop_new(out: *mut *mut corotls_loop) -> Code {
 
 /// Free the loop: every fd it owns is closed as by corotls_loop_close, and
 /// the callback of every pending operation runs now, on this thread, with
-/// COROTLS_ERR_CANCELLED.  NULL does nothing.  Must not be called from a
-/// callback or while another thread uses the loop.
+/// COROTLS_ERR_CANCELLED (those callbacks may still call the loop: new
+/// operations are refused with ERR_CANCELLED, closes of its fds are
+/// ERR_ARG).  NULL does nothing.  Must not be called from a callback or
+/// while another thread uses the loop.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_free(l: *mut corotls_loop) {
     guard_value((), || {
         if !l.is_null() {
+            // Callbacks run by the shutdown may call back into the loop
+            // (through a shared reference); nothing new can start after it.
+            (*(l as *const Loop)).shutdown();
             drop(Box::from_raw(l as *mut Loop));
         }
     })

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -165,6 +165,8 @@ struct Shared {
     resolved: Mutex<Vec<Resolved>>,
     pending: AtomicUsize,
     next_id: AtomicU64,
+    /// Set by `shutdown`: new listeners and operations are refused.
+    closing: AtomicBool,
     /// Held by the dispatching thread.
     events: Mutex<Events>,
     resolver: Resolver,
@@ -233,6 +235,7 @@ impl Loop {
                 resolved: Mutex::new(Vec::new()),
                 pending: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
+                closing: AtomicBool::new(false),
                 events: Mutex::new(Events::new()),
                 resolver: Resolver::default(),
             }),
@@ -273,6 +276,7 @@ impl Loop {
         if let Some(c) = conf {
             check_role(c, Role::Server, "listen")?;
         }
+        self.sh.check_open()?;
         let fd = net::listen(host, service, net::BACKLOG)?;
         let l = Listener { conf: conf.cloned(), op: None };
         self.sh.insert(fd, Kind::Listener(l))?;
@@ -334,6 +338,7 @@ impl Loop {
         cb: Callback,
     ) -> Result<(Ready<()>, RawFd)> {
         check_role(conf, Role::Client, "connect")?;
+        self.sh.check_open()?;
         match net::resolve(Some(host), service, false, Lookup::NumericOnly)? {
             Some(addrs) => self.sh.connect_addrs(&addrs, conf, timeout, cb),
             None => {
@@ -514,7 +519,8 @@ impl Loop {
     }
 
     /// Close every fd and cancel every operation; the cancelled callbacks
-    /// run now, on this thread.  The loop stays usable.
+    /// run now, on this thread.  From then on new listeners and operations
+    /// are refused (ERR_CANCELLED): this is the first half of freeing.
     pub fn shutdown(&self) {
         self.sh.shutdown()
     }
@@ -564,6 +570,14 @@ impl Shared {
         lock(&self.table).get(fd).ok_or_else(|| not_open(fd))
     }
 
+    fn check_open(&self) -> Result<()> {
+        if self.closing.load(Ordering::SeqCst) {
+            Err(Error::new(COROTLS_ERR_CANCELLED, "the loop is being freed"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Run `f` on the open entry at `fd`, remembering its failure.
     fn with_entry<R>(&self, fd: RawFd, f: impl FnOnce(&Arc<Slot>, &mut Entry) -> Result<R>) -> Result<R> {
         let slot = self.slot(fd)?;
@@ -607,6 +621,7 @@ impl Shared {
 
     /// Make `op` the entry's operation in flight, with its deadline.
     fn park(&self, slot: &Slot, e: &mut Entry, kind: OpKind, timeout: Option<Duration>, cb: Callback) -> Result<()> {
+        self.check_open()?;
         let id = self.new_id();
         if let Some(t) = timeout {
             lock(&self.timers).add(id, Instant::now() + t, Target::Slot { fd: slot.fd, gen: slot.gen });
@@ -1053,6 +1068,7 @@ impl Shared {
     }
 
     fn shutdown(&self) {
+        self.closing.store(true, Ordering::SeqCst);
         let slots = lock(&self.table).drain();
         let mut out = Vec::new();
         for slot in slots {
