@@ -1,7 +1,7 @@
 # corotls: build, test, install.
 #
 #   make                 release library (libcorotls.so/.a, libcorotls_melon.so) + examples
-#   make demo            throwaway certificate, echo server and client, prints the echo
+#   make demo            two coroutines (server + client) on one corotls loop: the Melang tls example
 #   make check           every test: cargo tests, C tests against real peers, valgrind
 #   make install PREFIX=/usr/local
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
@@ -81,7 +81,7 @@ install-check: $(LIB_SO)
 check: cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
 	@echo "make check: all suites passed"
 
-demo: $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_client
+demo: $(EX_OUT)/two_coroutines
 	@bash examples/demo.sh
 
 install: $(LIB_SO) $(LIB_A)

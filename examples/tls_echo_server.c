@@ -7,40 +7,43 @@
  *                   [--min-version 1.2|1.3] [--max-version 1.2|1.3]
  *
  * Prints "listening HOST:PORT" (the real port when 0 was given) once ready,
- * serves connections concurrently from one poll(2) loop, and stops cleanly
- * on SIGINT or SIGTERM.  Several --cert/--key pairs give SNI selection (the
- * first whose certificate matches the client's name, else the first).
+ * serves every connection from one corotls loop in one thread, and stops
+ * cleanly on SIGINT or SIGTERM (each open connection gets a close_notify).
+ * Several --cert/--key pairs give SNI selection (the first whose
+ * certificate matches the client's name, else the first).
+ *
+ * Structure: each connection is a small state machine driven by loop
+ * callbacks (recv, then send what came, again), with inline completions
+ * handled in place.  The program embeds the loop in its own poll(2) loop,
+ * which watches the loop's fd and a self-pipe written by the signal
+ * handler.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "corotls.h"
 
 #define MAX_IDS 16
-#define BUF 16384
 
-struct client {
-    int fd;
-    corotls_conn *conn;
-    corotls_result want; /* what the last call waits for */
-    size_t off, len;     /* echo bytes not yet written */
-    unsigned char buf[BUF];
-};
-
-static volatile sig_atomic_t stopping;
+static corotls_loop *loop;
+static int lfd = -1;
+static int sig_pipe[2] = {-1, -1};
 
 static void on_signal(int sig)
 {
     (void)sig;
-    stopping = 1;
+    int saved = errno;
+    if (write(sig_pipe[1], "x", 1) < 0) {
+        /* the pipe is full: a stop is already pending */
+    }
+    errno = saved;
 }
 
 static void usage(void)
@@ -79,96 +82,105 @@ static size_t alpn_wire(const char *list, unsigned char *out, size_t cap)
     return n;
 }
 
-static int tcp_listen(const char *spec, char *shown, size_t cap)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (colon == NULL || (size_t)(colon - spec) >= sizeof host)
-        return -1;
-    size_t hlen = (size_t)(colon - spec);
-    const char *h = spec;
-    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
+/* One connection: recv -> send what came -> recv ... until it ends. */
+struct client {
+    int fd;
+};
 
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
-    if (getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res) != 0)
-        return -1;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char addr[INET6_ADDRSTRLEN] = "?";
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    int port = 0;
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
-        port = ntohs(s6->sin6_port);
-        snprintf(shown, cap, "[%s]:%d", addr, port);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
-        port = ntohs(s4->sin_port);
-        snprintf(shown, cap, "%s:%d", addr, port);
-    }
-    return fd;
+static void client_run(struct client *c);
+
+static void client_end(struct client *c, corotls_result r)
+{
+    /* CLOSED: the peer's close_notify (close answers with ours); EOF: it
+     * left without one; CANCELLED: the server is stopping. */
+    if (r != COROTLS_CLOSED && r != COROTLS_EOF && r != COROTLS_ERR_CANCELLED)
+        fprintf(stderr, "tls_echo_server: connection: %s\n", corotls_last_error());
+    corotls_loop_close(loop, c->fd);
+    free(c);
 }
 
-/* Advance one client as far as it goes without blocking.  Returns 0 to
- * keep it, -1 when it is finished. */
-static int step(struct client *c)
+/* Completion of a recv (data != NULL) or of a send. */
+static void client_cb(void *user_data, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    struct client *c = user_data;
+    (void)fd;
+    if (r == COROTLS_OK && data) /* echo it; send copies what it cannot send now */
+        r = corotls_loop_send(loop, c->fd, data, len, -1, client_cb, c);
+    if (r == COROTLS_PENDING)
+        return;
+    if (r != COROTLS_OK)
+        client_end(c, r);
+    else
+        client_run(c);
+}
+
+/* Go on while operations complete inline. */
+static void client_run(struct client *c)
 {
     for (;;) {
-        if (c->len > 0) {
-            size_t n = 0;
-            corotls_result r = corotls_conn_write(c->conn, c->buf + c->off, c->len, &n);
-            c->off += n;
-            c->len -= n;
-            if (r == COROTLS_WANT_WRITE || r == COROTLS_WANT_READ) {
-                c->want = r;
-                return 0;
-            }
-            if (r != COROTLS_OK)
-                return -1;
-            continue;
+        const uint8_t *data;
+        size_t len;
+        corotls_result r = corotls_loop_recv(loop, c->fd, -1, client_cb, c, &data, &len);
+        if (r == COROTLS_OK) /* data stays valid while send uses it */
+            r = corotls_loop_send(loop, c->fd, data, len, -1, client_cb, c);
+        if (r == COROTLS_PENDING)
+            return;
+        if (r != COROTLS_OK) {
+            client_end(c, r);
+            return;
         }
-        size_t n = 0;
-        corotls_result r = corotls_conn_read(c->conn, c->buf, sizeof c->buf, &n);
-        if (r == COROTLS_OK) {
-            c->off = 0;
-            c->len = n;
-            continue;
-        }
-        if (r == COROTLS_WANT_READ || r == COROTLS_WANT_WRITE) {
-            c->want = r;
-            return 0;
-        }
-        if (r == COROTLS_CLOSED) /* answer the peer's close_notify with ours */
-            corotls_conn_shutdown(c->conn);
-        else if (r != COROTLS_EOF)
-            fprintf(stderr, "tls_echo_server: connection: %s\n", corotls_conn_error(c->conn));
-        return -1;
     }
 }
 
-static void drop(struct client *c)
+static void accept_more(void);
+
+static void serve(int fd)
 {
-    corotls_conn_free(c->conn);
-    close(c->fd);
-    free(c);
+    struct client *c = malloc(sizeof *c);
+    if (!c) {
+        corotls_loop_close(loop, fd);
+        return;
+    }
+    c->fd = fd;
+    client_run(c);
+}
+
+static void accept_cb(void *user_data, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    (void)user_data;
+    (void)data;
+    (void)len;
+    if (r == COROTLS_ERR_CANCELLED)
+        return; /* stopping */
+    if (r == COROTLS_OK)
+        serve(fd);
+    else
+        fprintf(stderr, "tls_echo_server: accept: %s\n", corotls_last_error());
+    accept_more();
+}
+
+/* Accept with the listener's conf; connections already waiting come at
+ * once, the next one through accept_cb. */
+static void accept_more(void)
+{
+    int fd;
+    corotls_result r;
+    while ((r = corotls_loop_accept(loop, lfd, NULL, -1, accept_cb, NULL, &fd)) == COROTLS_OK)
+        serve(fd);
+    if (r != COROTLS_PENDING)
+        fprintf(stderr, "tls_echo_server: accept: %s\n", corotls_last_error());
+}
+
+/* Split HOST:PORT ([v6]:PORT, :PORT for every address). */
+static int split_hostport(const char *spec, char *host, size_t cap, const char **port)
+{
+    const char *colon = strrchr(spec, ':');
+    if (colon == NULL || (size_t)(colon - spec) >= cap || colon[1] == 0)
+        return -1;
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = 0;
+    *port = colon + 1;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -230,74 +242,57 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    char shown[300];
-    int lfd = tcp_listen(listen_on, shown, sizeof shown);
-    if (lfd < 0) {
-        fprintf(stderr, "tls_echo_server: cannot listen on %s: %s\n", listen_on, strerror(errno));
-        corotls_conf_free(conf);
+    char host[256];
+    const char *port;
+    corotls_result lr = COROTLS_ERR_ARG;
+    if (split_hostport(listen_on, host, sizeof host, &port) == 0 && corotls_loop_new(&loop) == COROTLS_OK)
+        lr = corotls_loop_listen(loop, host, port, conf, &lfd);
+    corotls_conf_free(conf); /* the listener keeps its own reference */
+    if (lr != COROTLS_OK) {
+        fprintf(stderr, "tls_echo_server: cannot listen on %s: %s\n", listen_on,
+                *corotls_last_error() ? corotls_last_error() : "expected HOST:PORT");
+        corotls_loop_free(loop);
+        return 1;
+    }
+
+    /* Many concurrent connections need many fds. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        perror("tls_echo_server: pipe");
+        corotls_loop_free(loop);
         return 1;
     }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    char shown[300];
+    corotls_loop_info(loop, lfd, COROTLS_INFO_LOCAL_ADDR, shown, sizeof shown, NULL);
     printf("listening %s\n", shown);
     fflush(stdout);
+    accept_more();
 
-    size_t nclients = 0, cap = 0;
-    struct client **clients = NULL;
-    struct pollfd *pfds = NULL;
-    while (!stopping) {
-        if (cap < nclients + 1) {
-            cap = cap ? cap * 2 : 64;
-            clients = realloc(clients, cap * sizeof *clients);
-            pfds = realloc(pfds, (cap + 1) * sizeof *pfds);
-            if (clients == NULL || pfds == NULL) {
-                fprintf(stderr, "tls_echo_server: out of memory\n");
-                break;
-            }
-        }
-        pfds[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
-        for (size_t i = 0; i < nclients; i++)
-            pfds[i + 1] = (struct pollfd){.fd = clients[i]->fd,
-                                          .events = clients[i]->want == COROTLS_WANT_WRITE ? POLLOUT : POLLIN};
-        if (poll(pfds, nclients + 1, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+    /* The host's own event loop: the corotls loop's fd and the signal pipe. */
+    for (;;) {
+        struct pollfd p[2] = {{.fd = corotls_loop_fd(loop), .events = POLLIN}, {.fd = sig_pipe[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents)
+            break;
+        if (p[0].revents && corotls_loop_dispatch(loop, 0, NULL) != COROTLS_OK) {
+            fprintf(stderr, "tls_echo_server: %s\n", corotls_last_error());
             break;
         }
-        /* Serve ready clients; finished ones are swapped out. */
-        for (size_t i = nclients; i-- > 0;) {
-            if (pfds[i + 1].revents == 0)
-                continue;
-            if (step(clients[i]) != 0) {
-                drop(clients[i]);
-                clients[i] = clients[--nclients];
-            }
-        }
-        if (pfds[0].revents & POLLIN) {
-            int fd;
-            while (nclients < cap && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-                struct client *c = calloc(1, sizeof *c);
-                if (c == NULL || corotls_conn_new(conf, fd, &c->conn) != COROTLS_OK) {
-                    free(c);
-                    close(fd);
-                    continue;
-                }
-                c->fd = fd;
-                if (step(c) != 0)
-                    drop(c);
-                else
-                    clients[nclients++] = c;
-            }
-        }
     }
-
-    for (size_t i = 0; i < nclients; i++)
-        drop(clients[i]);
-    free(clients);
-    free(pfds);
-    close(lfd);
-    corotls_conf_free(conf);
+    /* Closes every connection (close_notify) and the listener; the pending
+     * operations' callbacks run with CANCELLED and free their state. */
+    corotls_loop_free(loop);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
     return 0;
 }
