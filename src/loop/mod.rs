@@ -167,6 +167,9 @@ struct Shared {
     next_id: AtomicU64,
     /// Set by `shutdown`: new listeners and operations are refused.
     closing: AtomicBool,
+    /// Entries worked on by dispatch (events and expired deadlines): what
+    /// a dispatch costs, for tests.
+    visits: AtomicU64,
     /// Held by the dispatching thread.
     events: Mutex<Events>,
     resolver: Resolver,
@@ -236,6 +239,7 @@ impl Loop {
                 pending: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 closing: AtomicBool::new(false),
+                visits: AtomicU64::new(0),
                 events: Mutex::new(Events::new()),
                 resolver: Resolver::default(),
             }),
@@ -260,6 +264,13 @@ impl Loop {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Entries dispatch has worked on so far (one per socket event or
+    /// expired deadline): the cost of dispatching, independent of how many
+    /// connections are open.
+    pub fn visits(&self) -> u64 {
+        self.sh.visits.load(Ordering::Relaxed)
     }
 
     /// Time until the earliest deadline (None: no deadline).
@@ -869,6 +880,7 @@ impl Shared {
     }
 
     fn on_event(&self, slot: &Slot, done: &mut Vec<Completion>) {
+        self.visits.fetch_add(1, Ordering::Relaxed);
         let mut e = lock(&slot.st);
         if e.closed {
             return;
@@ -1039,6 +1051,7 @@ impl Shared {
                     }
                 }
                 Target::Slot { fd, gen } => {
+                    self.visits.fetch_add(1, Ordering::Relaxed);
                     let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
                     let mut e = lock(&slot.st);
                     if e.closed || e.op_mut().as_ref().map(|o| o.id) != Some(id) {
