@@ -373,16 +373,20 @@ fn dispatch_cost_does_not_grow_with_idle_connections() {
     let (_, cfd, sfd) = pair_hs(&lp);
     let before = lp.visits();
     let rounds = 100;
+    let (mk2, rx2) = chan();
     for i in 0..rounds {
+        // The read is pending first, so each round completes through a
+        // socket event and a dispatch.
+        assert_eq!(lp.read(sfd, Read::Any, None, mk2()).unwrap(), Ready::Pending);
         let msg = format!("round {i}");
         send_all(&lp, cfd, msg.as_bytes());
-        assert_eq!(recv_exact(&lp, sfd, msg.len()), msg.as_bytes());
+        assert_eq!(wait(&lp, &rx2).2, msg.as_bytes());
     }
     let per_round = (lp.visits() - before) as f64 / rounds as f64;
     // A round is a handful of events on the busy pair; the 400 idle
     // entries and their 400 deadlines are never looked at.
     eprintln!("{per_round} entries visited per round with 400 idle connections");
-    assert!(per_round < 10.0, "{per_round} entries visited per round");
+    assert!((1.0..10.0).contains(&per_round), "{per_round} entries visited per round");
     assert_eq!(lp.pending(), 400);
     drop(lp);
 }
