@@ -137,6 +137,7 @@ MU_UNUSED static int mu_listen(int *port)
     struct sockaddr_in a;
     socklen_t len = sizeof(a);
     int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *port = 0;
     if (fd < 0) return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     memset(&a, 0, sizeof(a));
