@@ -110,7 +110,9 @@ unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
 
 /// drain-socket (§4.2): socket bytes into the read BIO.  FINISH (also on
 /// EAGAIN with nothing read), CLOSED for EOF with nothing read in this
-/// call, ERROR otherwise.  A blocking connection reads once.
+/// call, ERROR for a socket error with nothing read in this call.  EOF or an
+/// error after some bytes gives FINISH; the next call sees it.  A blocking
+/// connection reads once.
 unsafe fn drain(tc: *mut TcpConn, ssl: SslRef) -> i32 {
     let fd = (*tc).sockfd;
     let blocking = !TcpConn::nonblock(tc);
@@ -135,6 +137,11 @@ unsafe fn drain(tc: *mut TcpConn, ssl: SslRef) -> i32 {
             match errno() {
                 libc::EINTR => continue,
                 libc::EAGAIN => return M_C_FINISH,
+                // Bytes came before the error (say the peer's last records,
+                // then ECONNRESET because it closed with our tickets unread):
+                // decrypt them first, like an EOF after data; the socket
+                // reports its state again on the next call.
+                _ if total > 0 => return M_C_FINISH,
                 _ => return M_C_ERROR,
             }
         }
