@@ -22,7 +22,6 @@ RELEASE  := target/release
 LIB_SO   := $(RELEASE)/libcorotls.so
 LIB_A    := $(RELEASE)/libcorotls.a
 HEADER   := include/corotls.h
-CERTDIR  := target/certs
 OUT      := target/c_tests
 EX_OUT   := target/examples
 
@@ -35,7 +34,7 @@ VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-ki
 CHECKS   :=
 EXAMPLES :=
 
-.PHONY: all lib examples demo check install clean cargo-test header-check dlopen-check
+.PHONY: all lib examples demo check install clean cargo-test header-check dlopen-check install-check
 
 all: lib examples
 
@@ -47,13 +46,11 @@ RUST_SRC := $(shell find src -name '*.rs' 2>/dev/null) Cargo.toml build.rs cbind
 $(LIB_SO) $(LIB_A) $(HEADER): $(RUST_SRC)
 	$(CARGO) build --release -p corotls
 	@touch $(LIB_SO) $(LIB_A)
+	@ln -sf libcorotls.so $(RELEASE)/$(SONAME)
 
 lib: $(LIB_SO)
 
-$(CERTDIR)/.done: c_tests/certs.sh
-	bash c_tests/certs.sh $(CERTDIR)
-
--include c_tests/harness.mk
+include c_tests/harness.mk
 include c_tests/native.mk
 include examples/examples.mk
 include c_tests/melon_host/melon.mk
@@ -63,7 +60,7 @@ include c_tests/melon_host/melon.mk
 
 examples: $(EXAMPLES)
 
-cargo-test: $(CERTDIR)/.done
+cargo-test: $(HARNESS_CERTS)
 	$(CARGO) test --workspace --quiet
 
 # The committed header must be what the build generates.
@@ -75,12 +72,16 @@ header-check: $(LIB_SO)
 
 # libcorotls.so must load alone: no undefined symbols beyond libc/libssl/libcrypto.
 dlopen-check: $(OUT)/dlopen_check
-	$(OUT)/dlopen_check $(abspath $(LIB_SO))
+	@$(OUT)/dlopen_check $(abspath $(LIB_SO))
+	@c_tests/symbols_check.sh $(LIB_SO)
 
-check: cargo-test header-check dlopen-check harness-check $(CHECKS) melon-host-check
+install-check: $(LIB_SO)
+	@c_tests/install_check.sh
+
+check: cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
 	@echo "make check: all suites passed"
 
-demo: $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_client $(CERTDIR)/.done
+demo: $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_client
 	@bash examples/demo.sh
 
 install: $(LIB_SO) $(LIB_A)

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     // Cargo hands a library's cdylib link args to the cdylibs that depend on
     // it too; the faces (adapters/melon) build the engine without `capi` and
@@ -17,8 +18,11 @@ fn main() {
 
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");
+    // Only the C ABI and the result enum are parsed: the engine's own
+    // `extern "C"` declarations of OpenSSL functions must not leak in.
     let bindings = cbindgen::Builder::new()
-        .with_crate(&root)
+        .with_src(root.join("src/error.rs"))
+        .with_src(root.join("src/ffi/mod.rs"))
         .with_config(config)
         .generate()
         .expect("cbindgen generates the header");

@@ -46,6 +46,15 @@ fi
 command -v openssl >/dev/null 2>&1 || { echo "certs.sh: openssl not found" >&2; exit 1; }
 
 mkdir -p "$OUTDIR"
+# Concurrent runs (parallel make, several test drivers) must not interleave
+# their files: serialize on a lock, then look at the stamp again.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$OUTDIR/.lock"
+    flock 9
+    if [ -f "$OUTDIR/.done" ] && [ "$OUTDIR/.done" -nt "$0" ]; then
+        exit 0
+    fi
+fi
 T=$(mktemp -d "$OUTDIR/.tmp.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 trap 'exit 1' HUP INT TERM

@@ -1,6 +1,21 @@
-# corotls: C tests of the native API (conf, session, conn) against real peers.
+# corotls: C tests of the native API (conf, session, conn) against real peers,
+# built against the installed-style header and the shared library.
 # Included by the top-level Makefile.
+
+NATIVE_TESTS := $(addprefix $(OUT)/,native_api native_interop native_conn)
+NATIVE_UTIL  := c_tests/tls_util.c
 
 $(OUT)/dlopen_check: c_tests/dlopen_check.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -o $@ $< -ldl
+
+$(OUT)/native_%: c_tests/native_%.c $(NATIVE_UTIL) c_tests/tls_util.h $(HARNESS_OBJ) $(HEADER) $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) $(C_CFLAGS) $(HARNESS_INC) -o $@ $< $(NATIVE_UTIL) $(HARNESS_OBJ) $(C_LDFLAGS) $(C_LIBS)
+
+.PHONY: native-check
+native-check: $(NATIVE_TESTS) $(HARNESS_CERTS)
+	@c_tests/run.sh --label "native C tests" $(NATIVE_TESTS)
+	@VALGRIND="$(VALGRIND)" c_tests/run.sh --valgrind --label "native C tests" $(NATIVE_TESTS)
+
+CHECKS += native-check

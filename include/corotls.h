@@ -93,6 +93,41 @@ typedef enum {
 } corotls_result;
 
 /**
+ * Session role.
+ */
+typedef enum {
+    COROTLS_CLIENT = 0,
+    COROTLS_SERVER = 1,
+} corotls_role;
+
+/**
+ * Peer verification policy (see corotls_conf_builder_set_verify).
+ */
+typedef enum {
+    /**
+     * Do not verify the peer.
+     */
+    COROTLS_VERIFY_NONE = 0,
+    /**
+     * Verify the peer's certificate; a server asks for a client
+     * certificate and verifies it if one is sent.
+     */
+    COROTLS_VERIFY_PEER = 1,
+    /**
+     * As PEER, and a server refuses clients that send no certificate.
+     */
+    COROTLS_VERIFY_REQUIRE = 2,
+} corotls_verify;
+
+/**
+ * TLS protocol versions (their wire values).
+ */
+typedef enum {
+    COROTLS_TLS1_2 = 771,
+    COROTLS_TLS1_3 = 772,
+} corotls_tls_version;
+
+/**
  * An immutable, reference-counted configuration.  Thread-safe.
  */
 typedef struct corotls_conf corotls_conf;
@@ -531,26 +566,40 @@ bool corotls_session_peer_closed(const corotls_session *s);
 bool corotls_session_handshake_done(const corotls_session *s);
 
 /**
+ * Negotiated protocol version ("TLSv1.3", "TLSv1.2"), "" before the
+ * handshake.  Owned by the session.
+ */
+const char *corotls_session_version(const corotls_session *s);
+
+/**
+ * Negotiated cipher suite name, "" before the handshake.  Owned by the
+ * session.
+ */
+const char *corotls_session_cipher(const corotls_session *s);
+
+/**
+ * Negotiated ALPN protocol, "" when none was.  Owned by the session.
+ */
+const char *corotls_session_alpn(const corotls_session *s);
+
+/**
+ * Subject of the peer's certificate ("CN=localhost, O=..."), "" when the
+ * peer sent none.  Owned by the session.
+ */
+const char *corotls_session_peer_subject(const corotls_session *s);
+
+/**
+ * OpenSSL's verification verdict for the peer certificate ("ok",
+ * "certificate has expired", "hostname mismatch", ...), or "not verified"
+ * when no certificate was checked.  Owned by the session.
+ */
+const char *corotls_session_verify_result(const corotls_session *s);
+
+/**
  * Message of the session's last failure ("" if none).  Owned by the
  * session; valid until its next call.
  */
 const char *corotls_session_error(const corotls_session *s);
-
-extern size_t BIO_ctrl_pending(BIO *b);
-
-extern int X509_VERIFY_PARAM_set1_ip_asc(X509_VERIFY_PARAM *param, const char *ipasc);
-
-extern int X509_NAME_print_ex(BIO *out, const X509_NAME *nm, int indent, unsigned long flags);
-
-extern int SSL_in_init(const SSL *s);
-
-extern int SSL_CTX_load_verify_dir(SSL_CTX *ctx, const char *path);
-
-extern int SSL_CTX_load_verify_file(SSL_CTX *ctx, const char *path);
-
-extern int BIO_free(BIO *b);
-
-extern int X509_check_private_key(const X509 *x, const EVP_PKEY *k);
 
 #ifdef __cplusplus
 }  // extern "C"

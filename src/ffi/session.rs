@@ -296,41 +296,40 @@ pub unsafe extern "C" fn corotls_session_handshake_done(s: *const corotls_sessio
     read_session(s, false, |sess| sess.handshake_done())
 }
 
-macro_rules! info_accessor {
-    ($(#[$doc:meta])* $name:ident, $field:ident) => {
-        $(#[$doc])*
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(s: *const corotls_session) -> *const c_char {
-            read_session(s, c"".as_ptr(), |sess| sess.info().$field.as_ptr())
-        }
-    };
+/// Negotiated protocol version ("TLSv1.3", "TLSv1.2"), "" before the
+/// handshake.  Owned by the session.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_session_version(s: *const corotls_session) -> *const c_char {
+    read_session(s, c"".as_ptr(), |sess| sess.info().version.as_ptr())
 }
 
-info_accessor!(
-    /// Negotiated protocol version ("TLSv1.3", "TLSv1.2"), "" before the
-    /// handshake.  Owned by the session.
-    corotls_session_version, version
-);
-info_accessor!(
-    /// Negotiated cipher suite name, "" before the handshake.  Owned by the
-    /// session.
-    corotls_session_cipher, cipher
-);
-info_accessor!(
-    /// Negotiated ALPN protocol, "" when none was.  Owned by the session.
-    corotls_session_alpn, alpn
-);
-info_accessor!(
-    /// Subject of the peer's certificate ("CN=localhost, O=..."), "" when
-    /// the peer sent none.  Owned by the session.
-    corotls_session_peer_subject, peer_subject
-);
-info_accessor!(
-    /// OpenSSL's verification verdict for the peer certificate ("ok",
-    /// "certificate has expired", "Hostname mismatch", ...), or "not
-    /// verified" when no certificate was checked.  Owned by the session.
-    corotls_session_verify_result, verify
-);
+/// Negotiated cipher suite name, "" before the handshake.  Owned by the
+/// session.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_session_cipher(s: *const corotls_session) -> *const c_char {
+    read_session(s, c"".as_ptr(), |sess| sess.info().cipher.as_ptr())
+}
+
+/// Negotiated ALPN protocol, "" when none was.  Owned by the session.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_session_alpn(s: *const corotls_session) -> *const c_char {
+    read_session(s, c"".as_ptr(), |sess| sess.info().alpn.as_ptr())
+}
+
+/// Subject of the peer's certificate ("CN=localhost, O=..."), "" when the
+/// peer sent none.  Owned by the session.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_session_peer_subject(s: *const corotls_session) -> *const c_char {
+    read_session(s, c"".as_ptr(), |sess| sess.info().peer_subject.as_ptr())
+}
+
+/// OpenSSL's verification verdict for the peer certificate ("ok",
+/// "certificate has expired", "hostname mismatch", ...), or "not verified"
+/// when no certificate was checked.  Owned by the session.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_session_verify_result(s: *const corotls_session) -> *const c_char {
+    read_session(s, c"".as_ptr(), |sess| sess.info().verify.as_ptr())
+}
 
 /// Message of the session's last failure ("" if none).  Owned by the
 /// session; valid until its next call.
