@@ -6,7 +6,8 @@
  * then libssl/libcrypto (spec §7.5). Certificates come from c_tests/certs.sh;
  * the directory is argv[1] (default target/certs).
  *
- * MELON_TEST_LIGHT=1 (set for the valgrind runs) shrinks the performance
+ * Output goes through c_tests/harness.h (ok/FAIL lines, "N passed, M
+ * failed"). MELON_TEST_LIGHT=1 (set for the valgrind runs) shrinks the performance
  * rounds and relaxes wall-clock limits; every functional check stays.
  */
 #ifndef COROTLS_MELON_UTIL_H
@@ -37,7 +38,12 @@
 
 #include "mln_connection.h"
 #include "melon_host.h"
-#include "melon_host/check.h"
+#include "harness.h"
+
+/* One check line ("ok - ..." / "FAIL - ...") through the shared harness;
+ * the value is whether `ok` held. */
+#define check(ok, ...) harness_check_((ok) ? 1 : 0, #ok, __FILE__, __LINE__, __VA_ARGS__)
+#define check_summary() harness_summary()
 
 #define MU_UNUSED __attribute__((unused))
 
@@ -49,7 +55,7 @@ MU_UNUSED static void mu_setup(int argc, char **argv)
     if (argc > 1) mu_certdir = argv[1];
     const char *l = getenv("MELON_TEST_LIGHT");
     mu_light = l != NULL && l[0] != 0 && strcmp(l, "0") != 0;
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    harness_init();
 }
 
 MU_UNUSED static double mu_now(void)

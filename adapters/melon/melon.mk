@@ -28,12 +28,12 @@ MELON_FACE_CFLAGS := $(C_CFLAGS) -pthread -DMLN_TLS -I include/melon -I $(MELON_
 MELON_FACE_LINK   := -L $(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lcorotls_melon $(MELON_HOST_LIB) \
                      -lssl -lcrypto -lpthread
 MELON_FACE_DEPS   := $(MELON_FACE_SO) $(MELON_HOST_LIB) c_tests/melon_util.h include/melon/mln_connection.h \
-                     $(MELON_HOST_HDRS)
+                     $(MELON_HOST_HDRS) $(HARNESS_OBJ) $(HARNESS_HDR)
 MELON_FACE_TESTS  := $(OUT)/melon_plain $(OUT)/melon_tls $(OUT)/melon_lang
 
 $(OUT)/melon_%: c_tests/melon_%.c $(MELON_FACE_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(MELON_FACE_CFLAGS) -o $@ $< $(MELON_FACE_LINK)
+	$(CC) $(MELON_FACE_CFLAGS) -o $@ $< $(HARNESS_OBJ) $(MELON_FACE_LINK)
 
 # The layout proof: C measurements compared with what the Rust face reports.
 $(OUT)/melon_layout_face: c_tests/melon_layout.c $(MELON_FACE_DEPS) $(MELON_HOST_DIR)/layout_check.h
