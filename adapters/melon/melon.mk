@@ -43,14 +43,14 @@ $(OUT)/melon_layout_face: c_tests/melon_layout.c $(MELON_FACE_DEPS) $(MELON_HOST
 .PHONY: melon-face-check melon-face-build
 melon-face-build: $(MELON_FACE_TESTS) $(OUT)/melon_layout_face $(MELON_FACE_A)
 
-melon-face-check: melon-face-build $(CERTDIR)/.done $(LIB_SO)
+melon-face-check: melon-face-build $(HARNESS_CERTS) $(LIB_SO)
 	bash c_tests/melon_nm.sh $(MELON_FACE_SO) $(MELON_FACE_A) $(LIB_SO)
 	$(OUT)/melon_layout_face
-	$(OUT)/melon_plain $(CERTDIR)
-	$(OUT)/melon_tls $(CERTDIR)
-	$(OUT)/melon_lang $(CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_plain $(CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_tls $(CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_lang $(CERTDIR)
+	$(OUT)/melon_plain $(HARNESS_CERTDIR)
+	$(OUT)/melon_tls $(HARNESS_CERTDIR)
+	$(OUT)/melon_lang $(HARNESS_CERTDIR)
+	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_plain $(HARNESS_CERTDIR)
+	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_tls $(HARNESS_CERTDIR)
+	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_lang $(HARNESS_CERTDIR)
 
 CHECKS += melon-face-check

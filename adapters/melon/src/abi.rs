@@ -200,6 +200,20 @@ impl MlnBuf {
     pub unsafe fn has(b: *const MlnBuf, mask: u32) -> bool {
         bit(addr_of!((*b).flags), mask)
     }
+    /// Make `b` the window on `n` received bytes at `p` (a pool block):
+    /// `start=pos=left_pos=p`, `last=end=p+n`, `in_memory`, `last_buf`.
+    ///
+    /// # Safety
+    /// `b` points to a live buf; `p` is valid for `n` bytes.
+    pub unsafe fn set_received(b: *mut MlnBuf, p: *mut u8, n: usize) {
+        (*b).start = p;
+        (*b).pos = p;
+        (*b).left_pos = p;
+        (*b).last = p.add(n);
+        (*b).end = (*b).last;
+        set_bits(addr_of_mut!((*b).flags), BUF_IN_MEMORY | BUF_LAST_BUF, true);
+    }
+
     /// `mln_buf_left_size`: bytes still to be consumed (0 for NULL).
     ///
     /// # Safety

@@ -240,12 +240,7 @@ unsafe fn recv_memory(fd: i32, pool: *mut MlnAlloc, b: *mut MlnBuf) -> isize {
         set_errno(e);
         return n;
     }
-    (*b).start = p;
-    (*b).pos = p;
-    (*b).left_pos = p;
-    (*b).last = p.add(n as usize);
-    (*b).end = (*b).last;
-    set_bits(&mut (*b).flags, BUF_IN_MEMORY | BUF_LAST_BUF, true);
+    MlnBuf::set_received(b, p, n as usize);
     n
 }
 

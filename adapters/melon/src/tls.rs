@@ -203,6 +203,17 @@ pub unsafe fn handshake(tc: *mut TcpConn) -> i32 {
     }
 }
 
+/// The start of send and recv: clear the flags, then finish the handshake
+/// if needed.  FINISH to go on; anything else is returned as is.
+unsafe fn start_op(tc: *mut TcpConn) -> i32 {
+    TcpConn::clear_wants(tc);
+    if TcpConn::flag(tc, TLS_DONE) {
+        M_C_FINISH
+    } else {
+        handshake(tc)
+    }
+}
+
 /// What one chunk of plaintext came from: memory (taken in place) or a
 /// file (read into the scratch buffer).
 enum Source {
@@ -215,12 +226,9 @@ enum Source {
 /// # Safety
 /// `tc` is live with a live `ssl`; the SEND queue is well formed.
 pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
-    TcpConn::clear_wants(tc);
-    if !TcpConn::flag(tc, TLS_DONE) {
-        let h = handshake(tc);
-        if h != M_C_FINISH {
-            return h;
-        }
+    let h = start_op(tc);
+    if h != M_C_FINISH {
+        return h;
     }
     let f = flush(tc, ssl);
     if f != M_C_FINISH {
@@ -338,12 +346,9 @@ unsafe fn write_chunk(tc: *mut TcpConn, ssl: SslRef, b: *mut MlnBuf, chunk: &[u8
 /// # Safety
 /// `tc` is live with a live `ssl`.
 pub unsafe fn recv(tc: *mut TcpConn, ssl: SslRef) -> i32 {
-    TcpConn::clear_wants(tc);
-    if !TcpConn::flag(tc, TLS_DONE) {
-        let h = handshake(tc);
-        if h != M_C_FINISH {
-            return h;
-        }
+    let h = start_op(tc);
+    if h != M_C_FINISH {
+        return h;
     }
     let dr = drain(tc, ssl);
     if dr == M_C_ERROR {
@@ -364,13 +369,7 @@ pub unsafe fn recv(tc: *mut TcpConn, ssl: SslRef) -> i32 {
                     set_errno(libc::ENOMEM);
                     return M_C_ERROR;
                 }
-                let b = (*c).buf;
-                (*b).start = p;
-                (*b).pos = p;
-                (*b).left_pos = p;
-                (*b).last = p.add(n);
-                (*b).end = (*b).last;
-                set_bits(&mut (*b).flags, BUF_IN_MEMORY | BUF_LAST_BUF, true);
+                MlnBuf::set_received((*c).buf, p, n);
                 queue::append(tc, c, M_C_RECV);
             }
             other => {
