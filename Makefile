@@ -4,6 +4,7 @@
 #   make demo            throwaway certificate, echo server and client, prints the echo
 #   make check           every test: cargo tests, C tests against real peers, valgrind
 #   make install PREFIX=/usr/local
+#   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
 #
 # Parts of the tree contribute through fragments, each adding its checks to
 # CHECKS and its programs to EXAMPLES.
@@ -34,7 +35,7 @@ VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-ki
 CHECKS   :=
 EXAMPLES :=
 
-.PHONY: all lib examples demo check install clean cargo-test header-check dlopen-check install-check
+.PHONY: all lib examples demo check install clean bench cargo-test header-check dlopen-check install-check
 
 all: lib examples
 
@@ -53,6 +54,7 @@ lib: $(LIB_SO)
 include c_tests/harness.mk
 include c_tests/native.mk
 include examples/examples.mk
+include benches/bench.mk
 include c_tests/melon_host/melon.mk
 -include c_tests/loop.mk
 -include adapters/melon/melon.mk

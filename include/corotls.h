@@ -149,11 +149,6 @@ typedef struct corotls_conn corotls_conn;
  */
 typedef struct corotls_session corotls_session;
 
-/**
- * Every value, for tables and tests.
- */
-#define corotls_result_ALL { COROTLS_OK, COROTLS_WANT_READ, COROTLS_WANT_WRITE, COROTLS_PENDING, COROTLS_BUSY, COROTLS_TIMEOUT, COROTLS_CLOSED, COROTLS_EOF, COROTLS_ERR_ARG, COROTLS_ERR_NOMEM, COROTLS_ERR_IO, COROTLS_ERR_TLS, COROTLS_ERR_VERIFY, COROTLS_ERR_CANCELLED, }
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

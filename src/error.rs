@@ -66,7 +66,21 @@ impl Code {
     }
 
     /// Every value, for tables and tests.
-    pub const ALL: [Code; 14] = [
+    pub fn all() -> &'static [Code] {
+        &ALL_CODES
+    }
+
+    pub fn from_i32(v: i32) -> Option<Code> {
+        ALL_CODES.iter().copied().find(|c| *c as i32 == v)
+    }
+
+    /// True for the error kinds (the values below zero).
+    pub fn is_error(self) -> bool {
+        (self as i32) < 0
+    }
+}
+
+static ALL_CODES: [Code; 14] = [
         COROTLS_OK,
         COROTLS_WANT_READ,
         COROTLS_WANT_WRITE,
@@ -81,17 +95,7 @@ impl Code {
         COROTLS_ERR_TLS,
         COROTLS_ERR_VERIFY,
         COROTLS_ERR_CANCELLED,
-    ];
-
-    pub fn from_i32(v: i32) -> Option<Code> {
-        Code::ALL.iter().copied().find(|c| *c as i32 == v)
-    }
-
-    /// True for the error kinds (the values below zero).
-    pub fn is_error(self) -> bool {
-        (self as i32) < 0
-    }
-}
+];
 
 /// A status other than plain success, with the detail a person needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,7 +163,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_round_trip() {
         let mut seen = std::collections::HashSet::new();
-        for c in Code::ALL {
+        for &c in Code::all() {
             assert!(seen.insert(c.name()));
             assert_eq!(Code::from_i32(c as i32), Some(c));
             assert_eq!(c.is_error(), c.name().starts_with("ERR_"));

@@ -165,7 +165,7 @@ pub(crate) unsafe fn out_ptr<'a, T>(p: *mut *mut T) -> Result<&'a mut *mut T> {
 #[no_mangle]
 pub extern "C" fn corotls_result_name(result: i32) -> *const c_char {
     let name: &'static CStr = match Code::from_i32(result) {
-        Some(c) => RESULT_NAMES[Code::ALL.iter().position(|x| *x == c).unwrap_or(0)],
+        Some(c) => RESULT_NAMES[Code::all().iter().position(|x| *x == c).unwrap_or(0)],
         None => c"UNKNOWN",
     };
     name.as_ptr()
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn result_names_match_the_enum() {
-        for c in Code::ALL {
+        for &c in Code::all() {
             // SAFETY: static strings.
             let n = unsafe { CStr::from_ptr(corotls_result_name(c as i32)) };
             assert_eq!(n.to_str().unwrap(), c.name());

@@ -1,0 +1,14 @@
+# corotls: benchmarks (make bench).  Not part of make check's verdicts: it
+# only builds the program and runs a --quick pass to keep it working.
+$(OUT)/bench: benches/bench.c $(HEADER) $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE -I include -o $@ $< $(C_LDFLAGS) -lcorotls -lssl -lcrypto -lpthread
+
+.PHONY: bench bench-smoke
+bench: $(OUT)/bench $(HARNESS_CERTS)
+	$(OUT)/bench --certdir $(HARNESS_CERTDIR)
+
+bench-smoke: $(OUT)/bench $(HARNESS_CERTS)
+	@$(OUT)/bench --quick --certdir $(HARNESS_CERTDIR) | grep '^summary' | sed 's/^/bench --quick: /'
+
+CHECKS += bench-smoke
