@@ -54,11 +54,6 @@ struct ltls {
 	const void *meta;
 	silly_socket_id_t fd;
 	corotls_session *s;
-	int failed; /* the session latched a fatal error: drop ciphertext */
-	/* Plaintext taken out of a failed session (see salvage()). */
-	uint8_t *tail;
-	size_t tail_off;
-	size_t tail_len;
 };
 
 /* The userdata at `idx` if it carries our metatable, else NULL. */
@@ -415,40 +410,13 @@ static int ltls_close(lua_State *L)
 		t->meta = NULL;
 		corotls_session_free(t->s);
 		t->s = NULL;
-		if (t->tail != NULL)
-			silly_free(t->tail);
-		t->tail = NULL;
-		t->tail_off = t->tail_len = 0;
 	}
 	return 0;
 }
 
 static size_t plain_size(const struct ltls *t)
 {
-	return t->tail != NULL ? t->tail_len : corotls_session_plain_size(t->s);
-}
-
-/* A fatal error latched in the session stops it from handing out the
- * plaintext it decrypted before the bad record (corotls_session_peek
- * reports the error first).  The built-in module keeps such plaintext
- * readable, so move it out once, into a buffer read() serves from. */
-static void salvage(struct ltls *t)
-{
-	size_t n = corotls_session_plain_size(t->s), got = 0;
-	uint8_t *p;
-	if (n == 0 || t->tail != NULL)
-		return;
-	p = silly_malloc(n);
-	if (p == NULL)
-		return;
-	/* Buffered plaintext is copied out without touching the TLS state. */
-	if (corotls_session_read(t->s, p, n, &got) != COROTLS_OK || got == 0) {
-		silly_free(p);
-		return;
-	}
-	t->tail = p;
-	t->tail_off = 0;
-	t->tail_len = got;
+	return corotls_session_plain_size(t->s);
 }
 
 /* tls.push(tls, ptr, size) -> buffered plaintext size
@@ -459,7 +427,6 @@ static int ltls_push(lua_State *L)
 	int isint = 0;
 	lua_Integer size = lua_tointegerx(L, 3, &isint);
 	struct ltls *t = to_object(L, 1, META_TLS);
-	int rc;
 
 	if (t == NULL || t->meta != &tls_tag) {
 		if (ptr != NULL)
@@ -473,15 +440,12 @@ static int ltls_push(lua_State *L)
 	}
 	if (ptr == NULL)
 		size = 0;
-	if (!t->failed) {
-		/* Decrypts every complete record and drives the handshake; the
-		 * handshake's reply waits for the next handshake()/write(). */
-		rc = corotls_session_feed(t->s, ptr, (size_t)size, NULL);
-		if (rc == COROTLS_ERR_TLS || rc == COROTLS_ERR_VERIFY) {
-			t->failed = 1;
-			salvage(t);
-		}
-	}
+	/* Decrypts every complete record and drives the handshake; the
+	 * handshake's reply waits for the next handshake()/write().  A fatal
+	 * error is latched for handshake() to report (as upstream, push itself
+	 * never fails); a failed session takes no more ciphertext, and what it
+	 * decrypted before stays readable. */
+	corotls_session_feed(t->s, ptr, (size_t)size, NULL);
 	if (ptr != NULL)
 		silly_free(ptr);
 	lua_pushinteger(L, (lua_Integer)plain_size(t));
@@ -532,23 +496,12 @@ static int ltls_handshake(lua_State *L)
 	return 2;
 }
 
-static void read_tail(lua_State *L, struct ltls *t, size_t n)
-{
-	lua_pushlstring(L, (const char *)t->tail + t->tail_off, n);
-	t->tail_off += n;
-	t->tail_len -= n;
-}
-
 /* Exactly n bytes (1 <= n <= plain_size). */
 static void read_bytes(lua_State *L, struct ltls *t, size_t n)
 {
 	luaL_Buffer b;
 	char *p;
 	size_t got = 0;
-	if (t->tail != NULL) {
-		read_tail(L, t, n);
-		return;
-	}
 	p = luaL_buffinitsize(L, &b, n);
 	/* n bytes are buffered: this copies them without touching TLS. */
 	if (corotls_session_read(t->s, (uint8_t *)p, n, &got) != COROTLS_OK)
@@ -561,15 +514,6 @@ static void read_line(lua_State *L, struct ltls *t, int delim)
 {
 	const uint8_t *data = NULL, *x;
 	size_t len = 0, n;
-	if (t->tail != NULL) {
-		data = t->tail + t->tail_off;
-		x = memchr(data, delim, t->tail_len);
-		if (x == NULL)
-			lua_pushnil(L);
-		else
-			read_tail(L, t, (size_t)(x - data) + 1);
-		return;
-	}
 	if (corotls_session_plain_size(t->s) == 0 ||
 	    corotls_session_peek(t->s, &data, &len) != COROTLS_OK) {
 		lua_pushnil(L);
