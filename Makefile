@@ -39,11 +39,13 @@ EXAMPLES :=
 
 all: lib examples
 
-# One cargo invocation builds every crate of the workspace.
-RUST_SRC := $(shell find src adapters -name '*.rs' 2>/dev/null) Cargo.toml build.rs cbindgen.toml \
-            $(wildcard adapters/*/Cargo.toml)
+# The engine crate alone: faces that link it (adapters/melon) are built by
+# their own fragments, each with its own cargo invocation, because a
+# --workspace build unifies features (and would turn the engine's C ABI on
+# inside them).
+RUST_SRC := $(shell find src -name '*.rs' 2>/dev/null) Cargo.toml build.rs cbindgen.toml
 $(LIB_SO) $(LIB_A) $(HEADER): $(RUST_SRC)
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release -p corotls
 	@touch $(LIB_SO) $(LIB_A)
 	@ln -sf libcorotls.so $(RELEASE)/$(SONAME)
 

@@ -9,7 +9,12 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/error.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcorotls.so.0");
+    // Cargo hands a library's cdylib link args to the cdylibs that depend on
+    // it too; the faces (adapters/melon) build the engine without `capi` and
+    // name their own library.
+    if std::env::var_os("CARGO_FEATURE_CAPI").is_some() {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcorotls.so.0");
+    }
 
     let config = cbindgen::Config::from_file(root.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable");

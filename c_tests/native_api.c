@@ -381,6 +381,38 @@ TEST(sessions_wrong_state_and_garbage)
     corotls_conf_free(cc);
 }
 
+TEST(buffered_plaintext_survives_a_fatal_error)
+{
+    corotls_conf *sc = NULL, *cc = NULL;
+    corotls_session *c = NULL, *s = NULL;
+    REQUIRE(session_pair(&sc, &cc, &c, &s, 0) == 0, "handshake in memory");
+    uint8_t ct[4096], bad[37] = {0x17, 0x03, 0x03, 0x00, 0x20};
+    memset(bad + 5, 0x5a, 32);
+    CHECK(corotls_session_write(c, (const uint8_t *)"line\ntwelve", 11) == COROTLS_OK, "client writes 11 bytes");
+    size_t n = corotls_session_out_read(c, ct, sizeof ct - sizeof bad), plain = 99;
+    memcpy(ct + n, bad, sizeof bad); /* a good record, then a forged one */
+    corotls_result r = corotls_session_feed(s, ct, n + sizeof bad, &plain);
+    CHECK(r == COROTLS_ERR_TLS && plain == 11, "feed fails on the forged record; plain_size is still %zu", plain);
+    CHECK(corotls_session_feed(s, ct, 100, &plain) == COROTLS_ERR_TLS && plain == 11, "more ciphertext is refused");
+    uint8_t out[32];
+    size_t len = 0;
+    CHECK(corotls_session_read_until(s, '\n', out, sizeof out, &len) == COROTLS_OK && len == 5, "read_until serves the buffer");
+    CHECK(corotls_session_read_exact(s, out, 3) == COROTLS_OK && !memcmp(out, "twe", 3), "read_exact serves the buffer");
+    const uint8_t *view = NULL;
+    CHECK(corotls_session_peek(s, &view, &len) == COROTLS_OK && len == 3 && !memcmp(view, "lve", 3), "peek serves the buffer");
+    CHECK(corotls_session_consume(s, 3) == COROTLS_OK, "consume");
+    CHECK(corotls_session_peek(s, &view, &len) == COROTLS_ERR_TLS && len == 0, "then the error");
+    CHECK(corotls_session_read_exact(s, out, 1) == COROTLS_ERR_TLS, "for every read form");
+    const char *nul[] = {"h2"};
+    corotls_conf_builder *b = NULL;
+    REQUIRE(corotls_conf_builder_new(COROTLS_CLIENT, &b) == COROTLS_OK, "builder");
+    CHECK(corotls_conf_builder_set_alpn_wire(b, (const uint8_t *)"\x03h\0x", 4) == COROTLS_ERR_ARG && says("NUL"),
+          "ALPN name with a NUL byte");
+    CHECK(corotls_conf_builder_set_alpn(b, nul, 1) == COROTLS_OK, "ALPN h2");
+    corotls_conf_builder_free(b);
+    session_pair_free(sc, cc, c, s);
+}
+
 TEST(conf_freed_while_sessions_live)
 {
     corotls_conf *sc = util_server_conf("leaf.crt", "leaf.key"), *cc = util_client_conf(1);

@@ -819,11 +819,12 @@ corotls_result corotls_session_set_alpn_wire(corotls_session *s, const uint8_t *
  * Hand ciphertext received from the peer to the session (copied), then
  * drive the handshake and decrypt every complete record into the
  * session's plaintext buffer.  `*plain_size` (if not NULL) receives the
- * buffered plaintext size.
+ * buffered plaintext size, also when the call fails.
  *
  * Returns OK, or the session's fatal error (which every later call
- * repeats).  Reaching the peer's close_notify is not an error here: the
- * next read reports CLOSED.
+ * repeats; a failed session takes no more ciphertext, but the plaintext
+ * decrypted before the failure stays readable).  Reaching the peer's
+ * close_notify is not an error here: the next read reports CLOSED.
  */
 corotls_result corotls_session_feed(corotls_session *s,
                                     const uint8_t *data,
@@ -877,7 +878,8 @@ size_t corotls_session_plain_size(const corotls_session *s);
 
 /**
  * Decrypt what is available, then point `*data` at the buffered plaintext
- * and set `*len`.  OK when at least one byte is buffered; otherwise
+ * and set `*len`.  OK when at least one byte is buffered (also after a
+ * fatal error: what was decrypted before it stays readable); otherwise
  * WANT_READ, CLOSED, EOF or the fatal error, with `*len` 0.  The view is
  * valid until the next call on the session other than the accessors.
  */

@@ -205,8 +205,11 @@ impl Session {
 
     // ----- ciphertext side ----------------------------------------------
 
-    /// Append ciphertext received from the peer.  Does no TLS work.
+    /// Append ciphertext received from the peer.  Does no TLS work.  A
+    /// failed session takes nothing more (its error is returned), so a peer
+    /// sending garbage cannot grow memory.
     pub fn feed(&mut self, ct: &[u8]) -> Result<()> {
+        self.check_fatal()?;
         if self.eof {
             return Err(self.fail(Error::arg("ciphertext fed after the end of the stream")));
         }

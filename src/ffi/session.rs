@@ -97,11 +97,12 @@ pub unsafe extern "C" fn corotls_session_set_alpn_wire(
 /// Hand ciphertext received from the peer to the session (copied), then
 /// drive the handshake and decrypt every complete record into the
 /// session's plaintext buffer.  `*plain_size` (if not NULL) receives the
-/// buffered plaintext size.
+/// buffered plaintext size, also when the call fails.
 ///
 /// Returns OK, or the session's fatal error (which every later call
-/// repeats).  Reaching the peer's close_notify is not an error here: the
-/// next read reports CLOSED.
+/// repeats; a failed session takes no more ciphertext, but the plaintext
+/// decrypted before the failure stays readable).  Reaching the peer's
+/// close_notify is not an error here: the next read reports CLOSED.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_feed(
     s: *mut corotls_session,
@@ -111,10 +112,10 @@ pub unsafe extern "C" fn corotls_session_feed(
 ) -> Code {
     put(plain_size, 0);
     with_session(s, |sess| {
-        sess.feed(slice_arg(data, len, "ciphertext")?)?;
-        let n = sess.fill_plain()?;
-        put(plain_size, n);
-        Ok(())
+        let data = slice_arg(data, len, "ciphertext")?;
+        let r = sess.feed(data).and_then(|_| sess.fill_plain());
+        put(plain_size, sess.plain().len());
+        r.map(|_| ())
     })
 }
 
@@ -180,6 +181,16 @@ pub unsafe extern "C" fn corotls_session_read(
     })
 }
 
+/// Why a buffered read cannot be served: the failure of the fill that was
+/// just attempted, else WANT_READ / CLOSED / EOF.  Plaintext buffered before
+/// a failure is still served by the callers first.
+fn starved(sess: &Session, filled: Result<usize>) -> Error {
+    match filled {
+        Err(e) => e,
+        Ok(_) => sess.starved(),
+    }
+}
+
 /// Plaintext bytes buffered in the session (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_plain_size(s: *const corotls_session) -> usize {
@@ -187,7 +198,8 @@ pub unsafe extern "C" fn corotls_session_plain_size(s: *const corotls_session) -
 }
 
 /// Decrypt what is available, then point `*data` at the buffered plaintext
-/// and set `*len`.  OK when at least one byte is buffered; otherwise
+/// and set `*len`.  OK when at least one byte is buffered (also after a
+/// fatal error: what was decrypted before it stays readable); otherwise
 /// WANT_READ, CLOSED, EOF or the fatal error, with `*len` 0.  The view is
 /// valid until the next call on the session other than the accessors.
 #[no_mangle]
@@ -202,8 +214,9 @@ pub unsafe extern "C" fn corotls_session_peek(
         if data.is_null() || len.is_null() {
             return Err(Error::arg("output pointer is NULL"));
         }
-        if sess.fill_plain()? == 0 {
-            return Err(sess.starved());
+        let filled = sess.fill_plain();
+        if sess.plain().is_empty() {
+            return Err(starved(sess, filled));
         }
         let p = sess.plain();
         put(data, p.as_ptr());
@@ -235,8 +248,9 @@ pub unsafe extern "C" fn corotls_session_read_exact(s: *mut corotls_session, buf
             return Err(Error::arg("read_exact of 0 bytes"));
         }
         let buf = slice_mut_arg(buf, n, "buffer")?;
-        if sess.fill_plain()? < n {
-            return Err(sess.starved());
+        let filled = sess.fill_plain();
+        if sess.plain().len() < n {
+            return Err(starved(sess, filled));
         }
         buf.copy_from_slice(&sess.plain()[..n]);
         sess.consume(n);
@@ -259,9 +273,9 @@ pub unsafe extern "C" fn corotls_session_read_until(
     put(out_len, 0);
     with_session(s, |sess| {
         let buf = slice_mut_arg(buf, cap, "buffer")?;
-        sess.fill_plain()?;
+        let filled = sess.fill_plain();
         let Some(i) = sess.plain().iter().position(|&b| b == delim) else {
-            return Err(sess.starved());
+            return Err(starved(sess, filled));
         };
         let n = i + 1;
         if n > buf.len() {

@@ -360,7 +360,7 @@ pub fn cert_matches_host(cert: &X509, name: &[u8]) -> bool {
 }
 
 /// Validate an ALPN list in wire format (1-byte length-prefixed names, each
-/// 1..=255 bytes, total < 65536).
+/// 1..=255 bytes without NUL, total < 65536).
 pub fn check_alpn_wire(wire: &[u8]) -> Result<()> {
     if wire.is_empty() {
         return Err(Error::arg("ALPN list is empty"));
@@ -376,6 +376,11 @@ pub fn check_alpn_wire(wire: &[u8]) -> Result<()> {
         }
         if i + 1 + n > wire.len() {
             return Err(Error::arg("ALPN list is truncated (a length prefix runs past the end)"));
+        }
+        // NUL is legal on the wire but would cut the negotiated name short
+        // for every C caller; no registered protocol uses it.
+        if wire[i + 1..i + 1 + n].contains(&0) {
+            return Err(Error::arg("ALPN protocol name contains a NUL byte"));
         }
         i += 1 + n;
     }

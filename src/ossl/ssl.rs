@@ -262,6 +262,24 @@ impl SslRef {
         }
     }
 
+    /// Remove the host name set by `set_verify_host` (and any other
+    /// expected DNS name): the certificate chain is still verified when the
+    /// conf verifies peers, but not matched against a name.
+    pub fn clear_verify_host(self) -> Result<()> {
+        clear_errors();
+        // SAFETY: live SSL; the param belongs to it.
+        let param = unsafe { sys::SSL_get0_param(self.0) };
+        if param.is_null() {
+            return Err(Error::nomem());
+        }
+        // SAFETY: live param; a NULL name with length 0 clears the list.
+        if unsafe { sys::X509_VERIFY_PARAM_set1_host(param, ptr::null(), 0) } == 1 {
+            Ok(())
+        } else {
+            Err(super::error(COROTLS_ERR_ARG, "cannot clear the host name to verify"))
+        }
+    }
+
     /// Offer these ALPN protocols (wire format, already validated).
     pub fn set_alpn_wire(self, wire: &[u8]) -> Result<()> {
         super::check_alpn_wire(wire)?;
@@ -386,6 +404,23 @@ impl Ssl {
     pub fn get(&self) -> SslRef {
         self.0
     }
+
+    /// Take ownership of an `SSL *` created elsewhere (by a host, or by
+    /// `into_ptr`): dropping the result frees it and its BIOs.  None for NULL.
+    ///
+    /// # Safety
+    /// `p` is NULL or a live `SSL *` whose one reference the caller gives up.
+    pub unsafe fn from_ptr(p: *mut sys::SSL) -> Option<Ssl> {
+        SslRef::from_ptr(p).map(Ssl)
+    }
+
+    /// Give up ownership without freeing: the caller must free the `SSL *`
+    /// (with `SSL_free`, or by `from_ptr` and drop).
+    pub fn into_ptr(self) -> *mut sys::SSL {
+        let p = self.0 .0;
+        std::mem::forget(self);
+        p
+    }
 }
 
 /// A growable memory BIO whose empty read means "retry", not EOF.
@@ -409,3 +444,48 @@ impl Drop for Ssl {
 
 // SAFETY: see SslRef; the owner serialises use.
 unsafe impl Send for Ssl {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::{ConfBuilder, Role};
+
+    extern "C" {
+        // OpenSSL 3.0; not declared by openssl-sys.
+        fn X509_VERIFY_PARAM_get0_host(p: *mut sys::X509_VERIFY_PARAM, idx: c_int) -> *mut c_char;
+    }
+
+    fn client_ssl() -> Ssl {
+        let conf = ConfBuilder::new(Role::Client).build().expect("client conf");
+        Ssl::new(conf.ctx(), false).expect("ssl")
+    }
+
+    #[test]
+    fn into_ptr_and_from_ptr_hand_ownership_over() {
+        let ssl = client_ssl();
+        let p = ssl.into_ptr();
+        assert!(!p.is_null());
+        // SAFETY: p is the live SSL given up by into_ptr just above.
+        let back = unsafe { Ssl::from_ptr(p) }.expect("non-NULL");
+        assert_eq!(back.get().as_ptr(), p);
+        assert!(!back.get().rbio().is_null() && !back.get().wbio().is_null());
+        drop(back); // frees the SSL and both BIOs (checked under valgrind/ASan)
+        // SAFETY: NULL is allowed and gives None.
+        assert!(unsafe { Ssl::from_ptr(ptr::null_mut()) }.is_none());
+    }
+
+    #[test]
+    fn clear_verify_host_removes_the_expected_name() {
+        let ssl = client_ssl();
+        let s = ssl.get();
+        s.set_verify_host(b"example.test").expect("set");
+        // SAFETY: live SSL; the param and its host list belong to it.
+        let host = |s: SslRef| unsafe {
+            let p = X509_VERIFY_PARAM_get0_host(sys::SSL_get0_param(s.as_ptr()), 0);
+            if p.is_null() { None } else { Some(std::ffi::CStr::from_ptr(p).to_bytes().to_vec()) }
+        };
+        assert_eq!(host(s).as_deref(), Some(&b"example.test"[..]));
+        s.clear_verify_host().expect("clear");
+        assert_eq!(host(s), None);
+    }
+}

@@ -579,7 +579,11 @@ fn hostile_bytes_in_every_state() {
         let mut rest = &data[..];
         while !rest.is_empty() {
             let n = 1 + rng.below(rest.len().min(700));
-            victim.feed(&rest[..n]).unwrap();
+            if let Err(e) = victim.feed(&rest[..n]) {
+                // Only a failed session refuses input, with its own error.
+                assert!(victim.is_failed(), "feed refused: {e}");
+                break;
+            }
             rest = &rest[n..];
             poke(&mut victim);
         }
@@ -589,4 +593,29 @@ fn hostile_bytes_in_every_state() {
         }
         let _ = victim.shutdown();
     }
+}
+
+#[test]
+fn failed_session_takes_no_more_ciphertext_but_keeps_its_plaintext() {
+    let (mut c, mut s) = connected(&client_conf(), &server_conf(), |_| {});
+    c.write(b"twelve bytes").unwrap();
+    transfer(&mut c, &mut s);
+    // A record with a bad MAC after the good one.
+    s.feed(&[0x17, 0x03, 0x03, 0x00, 0x20]).unwrap();
+    s.feed(&[0x5A; 32]).unwrap();
+    let e = s.fill_plain().unwrap_err();
+    assert_eq!(e.code, COROTLS_ERR_TLS);
+    assert_eq!(s.plain(), b"twelve bytes", "plaintext decrypted before the failure stays");
+    let before = s.ssl().in_pending();
+    assert_eq!(s.feed(&[0u8; 4096]).unwrap_err(), e, "feed after failure repeats the error");
+    assert_eq!(s.ssl().in_pending(), before, "and buffers nothing");
+    let mut buf = [0u8; 32];
+    assert_eq!(s.read(&mut buf).unwrap(), 12);
+    assert_eq!(s.read(&mut buf).unwrap_err(), e);
+}
+
+#[test]
+fn alpn_names_with_nul_are_refused() {
+    assert!(crate::ossl::check_alpn_wire(b"\x03a\0b").unwrap_err().msg.contains("NUL"));
+    assert!(crate::ossl::alpn_wire_from_names([&b"h\0"[..]]).is_err());
 }

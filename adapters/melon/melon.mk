@@ -1,0 +1,56 @@
+# corotls: the Melon face (libcorotls_melon.so / .a) and its checks.
+# Included by the top-level Makefile (after c_tests/melon_host/melon.mk).
+#
+#   make lib                 also builds the face
+#   make melon-face-check    nm checks, layout proof against the Rust report,
+#                            plain / TLS / Melang-usage tests, then each test
+#                            program once more under $(VALGRIND)
+#
+# The face is built by its own cargo invocation: a --workspace build would
+# unify the engine's features and export the corotls_* C ABI from it too.
+# Test programs link the face FIRST and the melon_host fixture archive after
+# it, so the archive supplies the face's mln_alloc_* / mln_chain_* imports
+# (spec melon.md §7.5), then libssl/libcrypto.
+
+MELON_FACE_SO   := $(RELEASE)/libcorotls_melon.so
+MELON_FACE_A    := $(RELEASE)/libcorotls_melon.a
+MELON_FACE_SRC  := $(shell find adapters/melon/src -name '*.rs') adapters/melon/Cargo.toml \
+                   adapters/melon/build.rs $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+
+$(MELON_FACE_SO) $(MELON_FACE_A): $(MELON_FACE_SRC)
+	$(CARGO) build --release -p corotls-melon
+	@touch $(MELON_FACE_SO) $(MELON_FACE_A)
+	@ln -sf libcorotls_melon.so $(RELEASE)/libcorotls_melon.so.0
+
+lib: $(MELON_FACE_SO)
+
+MELON_FACE_CFLAGS := $(C_CFLAGS) -pthread -DMLN_TLS -I include/melon -I $(MELON_HOST_INC) -I c_tests
+MELON_FACE_LINK   := -L $(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lcorotls_melon $(MELON_HOST_LIB) \
+                     -lssl -lcrypto -lpthread
+MELON_FACE_DEPS   := $(MELON_FACE_SO) $(MELON_HOST_LIB) c_tests/melon_util.h include/melon/mln_connection.h \
+                     $(MELON_HOST_HDRS) $(HARNESS_OBJ) $(HARNESS_HDR)
+MELON_FACE_TESTS  := $(OUT)/melon_plain $(OUT)/melon_tls $(OUT)/melon_lang
+
+$(OUT)/melon_%: c_tests/melon_%.c $(MELON_FACE_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(MELON_FACE_CFLAGS) -o $@ $< $(HARNESS_OBJ) $(MELON_FACE_LINK)
+
+# The layout proof: C measurements compared with what the Rust face reports.
+$(OUT)/melon_layout_face: c_tests/melon_layout.c $(MELON_FACE_DEPS) $(MELON_HOST_DIR)/layout_check.h
+	@mkdir -p $(@D)
+	$(CC) $(MELON_FACE_CFLAGS) -DCOROTLS_MELON_LAYOUT_REPORT -o $@ $< $(MELON_FACE_LINK)
+
+.PHONY: melon-face-check melon-face-build
+melon-face-build: $(MELON_FACE_TESTS) $(OUT)/melon_layout_face $(MELON_FACE_A)
+
+melon-face-check: melon-face-build $(HARNESS_CERTS) $(LIB_SO)
+	bash c_tests/melon_nm.sh $(MELON_FACE_SO) $(MELON_FACE_A) $(LIB_SO)
+	$(OUT)/melon_layout_face
+	$(OUT)/melon_plain $(HARNESS_CERTDIR)
+	$(OUT)/melon_tls $(HARNESS_CERTDIR)
+	$(OUT)/melon_lang $(HARNESS_CERTDIR)
+	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_plain $(HARNESS_CERTDIR)
+	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_tls $(HARNESS_CERTDIR)
+	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_lang $(HARNESS_CERTDIR)
+
+CHECKS += melon-face-check
