@@ -35,12 +35,14 @@ use std::time::Duration;
 ///
 /// The Melang `tls` module maps a result to a script value in one switch:
 ///
-///     switch (r) {
-///     case COROTLS_OK:      return data ? string(data, len) : true;  // accept/connect: the fd
-///     case COROTLS_CLOSED:  return true;   // recv: end of stream
-///     case COROTLS_TIMEOUT: return nil;
-///     default:              return false;  // EOF, BUSY, CANCELLED, errors
-///     }
+/// ```c
+/// switch (r) {
+/// case COROTLS_OK:      return data ? string(data, len) : true;  // accept/connect: the fd
+/// case COROTLS_CLOSED:  return true;   // recv: end of stream
+/// case COROTLS_TIMEOUT: return nil;
+/// default:              return false;  // EOF, BUSY, CANCELLED, errors
+/// }
+/// ```
 ///
 /// **Timeouts** are per operation, in milliseconds from its start: -1 waits
 /// forever; 0 gives up at the next dispatch unless the operation finishes
