@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,11 +15,11 @@
 /* Run argv to completion; its output (stdout + stderr) goes to buf.
  * Returns the exit status, or -1.  In the valgrind pass (quick mode) the
  * example runs under valgrind too: a memory error or leak is status 99. */
-static int run(const char *const argv[], char *buf, size_t cap)
+static int run_as(const char *const argv[], char *buf, size_t cap, int under_valgrind)
 {
     const char *vg[32] = {"valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
                           "-q"};
-    if (lu_quick()) {
+    if (under_valgrind && lu_quick()) {
         size_t i = 5;
         for (size_t j = 0; argv[j] && i < 31; j++)
             vg[i++] = argv[j];
@@ -41,6 +42,11 @@ static int run(const char *const argv[], char *buf, size_t cap)
         return -1;
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run(const char *const argv[], char *buf, size_t cap)
+{
+    return run_as(argv, buf, cap, 1);
 }
 
 TEST(test_two_coroutines)
@@ -108,6 +114,86 @@ TEST(test_https_get)
     snprintf(url, sizeof url, "https://127.0.0.1:%d/", free_port);
     const char *refused[] = {"target/examples/https_get", url, "--ca", ca, NULL};
     CHECK(run(refused, out, sizeof out) == 1 && strstr(out, "connect"), "nobody listening: connect error, exit 1");
+}
+
+/* docs/loop.md's snippet (proposed for the README) compiles and serves. */
+TEST(test_doc_snippet)
+{
+    FILE *f = fopen("docs/loop.md", "r");
+    REQUIRE(f, "docs/loop.md");
+    static char doc[65536];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = 0;
+    char *start = strstr(doc, "## In one snippet");
+    start = start ? strstr(start, "```c\n") : NULL;
+    char *end = start ? strstr(start + 5, "```") : NULL;
+    REQUIRE(start && end, "the snippet is there");
+    start += 5;
+    *end = 0;
+    /* Its own port instead of 8443, and the test certificates. */
+    int port = harness_free_port();
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    const char *dir = "target/c_tests/snippet";
+    mkdir(dir, 0755);
+    char out[8192];
+    char path[256];
+    snprintf(path, sizeof path, "%s/snippet.c", dir);
+    f = fopen(path, "w");
+    REQUIRE(f, "write %s", path);
+    for (char *p = start; *p; p++) {
+        if (!strncmp(p, "\"8443\"", 6)) {
+            fprintf(f, "\"%s\"", ps);
+            p += 5;
+        } else if (!strncmp(p, "\"cert.pem\"", 10)) {
+            fprintf(f, "\"%s\"", harness_cert("leaf.crt"));
+            p += 9;
+        } else if (!strncmp(p, "\"localhost\"", 11)) {
+            fprintf(f, "\"127.0.0.1\"");
+            p += 10;
+        } else if (!strncmp(p, "\"key.pem\"", 9)) {
+            fprintf(f, "\"%s\"", harness_cert("leaf.key"));
+            p += 8;
+        } else {
+            fputc(*p, f);
+        }
+    }
+    fclose(f);
+    const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    const char *const build[] = {cc, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-I", "include", "-o",
+                                 "target/c_tests/snippet/snippet", path, "-L", "target/release",
+                                 "-Wl,-rpath,target/release", "-lcorotls", NULL};
+    int st = run_as(build, out, sizeof out, 0);
+    REQUIRE(st == 0, "it compiles with -Wall -Wextra -Werror (%s)", out);
+    const char *const argv[] = {"target/c_tests/snippet/snippet", NULL};
+    int sout;
+    pid_t pid = harness_spawn(argv, NULL, &sout);
+    REQUIRE(pid > 0, "it runs");
+    long long deadline = harness_now_ms() + 10000;
+    int fd = -1;
+    while (fd < 0 && harness_now_ms() < deadline) {
+        fd = harness_connect_loopback(port);
+        if (fd < 0)
+            harness_sleep_ms(20);
+    }
+    if (fd >= 0)
+        close(fd);
+    for (int i = 0; i < 2; i++) {
+        int in, cout;
+        const char *args[] = {"-quiet", NULL};
+        pid_t c = harness_spawn_s_client(port, args, &in, &cout);
+        char line[32], buf[512];
+        int k = snprintf(line, sizeof line, "snippet-echo-%d\n", i);
+        CHECK(c > 0 && write(in, line, (size_t)k) == k && harness_read_until(cout, "snippet-echo", 10000, buf,
+                                                                              sizeof buf) > 0,
+              "s_client %d is echoed by the snippet", i);
+        close(in);
+        close(cout);
+        harness_kill(c);
+    }
+    harness_kill(pid);
+    close(sout);
 }
 
 int main(void)
