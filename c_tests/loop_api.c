@@ -13,8 +13,6 @@
 
 #include "loop_util.h"
 
-static corotls_conf *sconf, *cconf, *vconf;
-
 static int has(const char *s, const char *needle)
 {
     return s && strstr(s, needle) != NULL;
@@ -69,13 +67,13 @@ TEST(test_bad_input)
         CHECK(corotls_loop_is_alive(l, u, &alive) == COROTLS_ERR_ARG && !alive, "is_alive on unknown fd");
         CHECK(corotls_loop_info(l, u, COROTLS_INFO_ERROR, buf, sizeof buf, NULL) == COROTLS_ERR_ARG,
               "info on unknown fd");
-        CHECK(corotls_loop_accept(l, u, sconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG && fd == -1,
+        CHECK(corotls_loop_accept(l, u, lu_sconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG && fd == -1,
               "accept on unknown fd");
-        CHECK(corotls_loop_listener_set_conf(l, u, sconf) == COROTLS_ERR_ARG, "set_conf on unknown fd");
+        CHECK(corotls_loop_listener_set_conf(l, u, lu_sconf) == COROTLS_ERR_ARG, "set_conf on unknown fd");
     }
 
     /* A listener used as a connection and the reverse. */
-    int port, lfd = lu_listen(l, sconf, &port);
+    int port, lfd = lu_listen(l, lu_sconf, &port);
     REQUIRE(lfd >= 0, "listen");
     CHECK(corotls_loop_send(l, lfd, (const uint8_t *)"x", 1, -1, lu_cb, &d) == COROTLS_ERR_ARG,
           "send on a listener");
@@ -93,10 +91,10 @@ TEST(test_bad_input)
     CHECK(corotls_loop_is_alive(l, lfd, &alive) == COROTLS_OK && alive, "a listener is alive");
 
     int cfd, sfd;
-    REQUIRE(lu_pair(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
-    CHECK(corotls_loop_accept(l, cfd, sconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG, "accept on a connection");
+    REQUIRE(lu_pair(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
+    CHECK(corotls_loop_accept(l, cfd, lu_sconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG, "accept on a connection");
     CHECK(has(corotls_last_error(), "not a listener"), "message: %s", corotls_last_error());
-    CHECK(corotls_loop_listener_set_conf(l, cfd, sconf) == COROTLS_ERR_ARG, "set_conf on a connection");
+    CHECK(corotls_loop_listener_set_conf(l, cfd, lu_sconf) == COROTLS_ERR_ARG, "set_conf on a connection");
 
     /* NULL data, callbacks, out-pointers; bad sizes and delimiters. */
     CHECK(corotls_loop_send(l, cfd, NULL, 5, -1, lu_cb, &d) == COROTLS_ERR_ARG, "send(NULL, 5)");
@@ -115,10 +113,10 @@ TEST(test_bad_input)
     uint8_t delim[65] = {0};
     CHECK(corotls_loop_read_until(l, cfd, delim, 65, 0, -1, lu_cb, &d, &data, &len) == COROTLS_ERR_ARG,
           "read_until with a 65-byte delimiter");
-    CHECK(corotls_loop_accept(l, lfd, sconf, -1, lu_cb, &d, NULL) == COROTLS_ERR_ARG, "accept with NULL out_fd");
+    CHECK(corotls_loop_accept(l, lfd, lu_sconf, -1, lu_cb, &d, NULL) == COROTLS_ERR_ARG, "accept with NULL out_fd");
     CHECK(corotls_loop_listen(l, "127.0.0.1", "0", NULL, NULL) == COROTLS_ERR_ARG, "listen with NULL out_fd");
-    CHECK(corotls_loop_connect(l, NULL, "1", cconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG, "connect(NULL host)");
-    CHECK(corotls_loop_connect(l, "127.0.0.1", NULL, cconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG,
+    CHECK(corotls_loop_connect(l, NULL, "1", lu_cconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG, "connect(NULL host)");
+    CHECK(corotls_loop_connect(l, "127.0.0.1", NULL, lu_cconf, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG,
           "connect(NULL service)");
     CHECK(corotls_loop_connect(l, "127.0.0.1", "1", NULL, -1, lu_cb, &d, &fd) == COROTLS_ERR_ARG,
           "connect(NULL conf)");
@@ -136,18 +134,18 @@ TEST(test_bad_input)
               COROTLS_ERR_ARG,
           "read_until timeout -3");
     CHECK(corotls_loop_accept(l, lfd, NULL, -2, lu_cb, &d, &fd) == COROTLS_ERR_ARG, "accept timeout -2");
-    CHECK(corotls_loop_connect(l, "127.0.0.1", "1", cconf, -2, lu_cb, &d, &fd) == COROTLS_ERR_ARG,
+    CHECK(corotls_loop_connect(l, "127.0.0.1", "1", lu_cconf, -2, lu_cb, &d, &fd) == COROTLS_ERR_ARG,
           "connect timeout -2");
     CHECK(corotls_loop_dispatch(l, -2, NULL) == COROTLS_ERR_ARG, "dispatch timeout -2");
 
     /* Wrong roles. */
     int x;
-    CHECK(corotls_loop_listen(l, "127.0.0.1", "0", cconf, &x) == COROTLS_ERR_ARG, "listen with a client conf");
+    CHECK(corotls_loop_listen(l, "127.0.0.1", "0", lu_cconf, &x) == COROTLS_ERR_ARG, "listen with a client conf");
     CHECK(has(corotls_last_error(), "server conf"), "message: %s", corotls_last_error());
-    CHECK(corotls_loop_accept(l, lfd, cconf, -1, lu_cb, &d, &x) == COROTLS_ERR_ARG, "accept with a client conf");
-    CHECK(corotls_loop_listener_set_conf(l, lfd, cconf) == COROTLS_ERR_ARG, "reload with a client conf");
+    CHECK(corotls_loop_accept(l, lfd, lu_cconf, -1, lu_cb, &d, &x) == COROTLS_ERR_ARG, "accept with a client conf");
+    CHECK(corotls_loop_listener_set_conf(l, lfd, lu_cconf) == COROTLS_ERR_ARG, "reload with a client conf");
     CHECK(corotls_loop_listener_set_conf(l, lfd, NULL) == COROTLS_ERR_ARG, "reload with NULL");
-    CHECK(corotls_loop_connect(l, "127.0.0.1", "1", sconf, -1, lu_cb, &d, &x) == COROTLS_ERR_ARG,
+    CHECK(corotls_loop_connect(l, "127.0.0.1", "1", lu_sconf, -1, lu_cb, &d, &x) == COROTLS_ERR_ARG,
           "connect with a server conf");
     CHECK(has(corotls_last_error(), "client conf"), "message: %s", corotls_last_error());
     CHECK(corotls_loop_set_sni(l, sfd, "x") == COROTLS_ERR_ARG, "SNI on a server connection");
@@ -184,8 +182,8 @@ TEST(test_busy_rule)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     struct lu_done first = {0}, other = {0};
     const uint8_t *data;
     size_t len;
@@ -223,7 +221,7 @@ TEST(test_busy_rule)
 
     /* send in flight: a peer that does not read, small buffers. */
     corotls_loop_close(l, cfd);
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "second pair");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "second pair");
     lu_small_buffers(cfd, 4096);
     lu_small_buffers(sfd, 4096);
     corotls_loop_set_limit(l, sfd, 1);
@@ -245,7 +243,7 @@ TEST(test_busy_rule)
     REQUIRE(flfd >= 0, "full-backlog listener");
     char ps[16];
     snprintf(ps, sizeof ps, "%d", fport);
-    REQUIRE(corotls_loop_connect(l, "127.0.0.1", ps, cconf, -1, lu_cb, &first, &fd) == COROTLS_PENDING && fd >= 0,
+    REQUIRE(corotls_loop_connect(l, "127.0.0.1", ps, lu_cconf, -1, lu_cb, &first, &fd) == COROTLS_PENDING && fd >= 0,
             "connect pending with its fd known");
     ALL_BUSY(fd, "connect");
     CHECK(corotls_loop_set_sni(l, fd, "localhost") == COROTLS_OK, "SNI may be set while connecting");
@@ -280,8 +278,8 @@ TEST(test_inline_rule)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     struct lu_done d = {0};
     const uint8_t *data = NULL;
     size_t len = 0, n = 0;
@@ -350,8 +348,8 @@ TEST(test_close_cancels)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     struct lu_done d = {0};
     const uint8_t *data;
     size_t len;
@@ -367,15 +365,12 @@ TEST(test_close_cancels)
     lu_reset(&d);
     /* The peer sees our close_notify (inline if background reading got it
      * already). */
-    corotls_result r = corotls_loop_recv(l, cfd, 5000, lu_cb, &d, &data, &len);
-    if (r == COROTLS_PENDING)
-        r = lu_wait(l, &d, 5000) ? d.r : COROTLS_TIMEOUT;
+    corotls_result r = lu_recv_result(l, cfd, 5000);
     CHECK(r == COROTLS_CLOSED, "client gets CLOSED (%s)", corotls_result_name(r));
-    lu_reset(&d);
     corotls_loop_close(l, cfd);
 
     /* From another thread. */
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair 2");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair 2");
     REQUIRE(corotls_loop_recv(l, cfd, -1, lu_cb, &d, &data, &len) == COROTLS_PENDING, "recv pending");
     struct closer c = {l, cfd};
     pthread_t t;
@@ -389,7 +384,7 @@ TEST(test_close_cancels)
      * both ends. */
     struct closer cc = {l, -1};
     int cfd3, sfd3;
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &cfd3, &sfd3) == 0, "pair 3");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &cfd3, &sfd3) == 0, "pair 3");
     corotls_loop_close(l, sfd);
     cc.fd = cfd3;
     REQUIRE(corotls_loop_recv(l, sfd3, -1, close_in_callback, &cc, &data, &len) == COROTLS_PENDING, "recv");
@@ -449,14 +444,14 @@ TEST(test_listeners)
         int lfd, cfd, sfd, fd;
         char addr[80], ps[16];
         struct lu_done d = {0};
-        REQUIRE(corotls_loop_listen(l, hosts[i], "0", sconf, &lfd) == COROTLS_OK, "listen on %s",
+        REQUIRE(corotls_loop_listen(l, hosts[i], "0", lu_sconf, &lfd) == COROTLS_OK, "listen on %s",
                 hosts[i] ? hosts[i] : "(NULL)");
         corotls_loop_info(l, lfd, COROTLS_INFO_LOCAL_ADDR, addr, sizeof addr, NULL);
         snprintf(ps, sizeof ps, "%s", strrchr(addr, ':') + 1);
         const char *to = hosts[i] && *hosts[i] ? hosts[i] : "127.0.0.1";
         if (hosts[i] && strcmp(hosts[i], "localhost") == 0)
             to = strchr(addr, '[') ? "::1" : "127.0.0.1";
-        corotls_result r = corotls_loop_connect(l, to, ps, vconf, 5000, lu_cb, &d, &cfd);
+        corotls_result r = corotls_loop_connect(l, to, ps, lu_vconf, 5000, lu_cb, &d, &cfd);
         if (r == COROTLS_PENDING) {
             r = lu_wait(l, &d, 5000) ? d.r : COROTLS_TIMEOUT;
             cfd = d.fd;
@@ -498,15 +493,15 @@ TEST(test_listeners)
     /* SO_REUSEADDR: the port is free again at once although the closed
      * connection's server end is in TIME_WAIT. */
     int port, cfd, sfd;
-    lfd = lu_listen(l, sconf, &port);
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    lfd = lu_listen(l, lu_sconf, &port);
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     corotls_loop_close(l, sfd); /* the server closes first: TIME_WAIT on its side */
     lu_spin(l, 20);
     corotls_loop_close(l, cfd);
     corotls_loop_close(l, lfd);
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
-    CHECK(corotls_loop_listen(l, "127.0.0.1", ps, sconf, &lfd) == COROTLS_OK, "listen again on port %d", port);
+    CHECK(corotls_loop_listen(l, "127.0.0.1", ps, lu_sconf, &lfd) == COROTLS_OK, "listen again on port %d", port);
     corotls_loop_close(l, lfd);
     corotls_loop_free(l);
 }
@@ -528,7 +523,7 @@ TEST(test_sni_and_verify_host)
 
     /* SNI alt1.example selects the second identity; verification against
      * that name passes. */
-    REQUIRE(lu_pair(l, lfd, port, vconf, &cfd, &sfd) == 0, "pair");
+    REQUIRE(lu_pair(l, lfd, port, lu_vconf, &cfd, &sfd) == 0, "pair");
     CHECK(corotls_loop_set_sni(l, cfd, "alt1.example") == COROTLS_OK, "set_sni");
     CHECK(corotls_loop_set_verify_host(l, cfd, "alt1.example") == COROTLS_OK, "set_verify_host");
     struct lu_done sd = {0};
@@ -546,7 +541,7 @@ TEST(test_sni_and_verify_host)
 
     /* A name the certificate does not carry fails verification, and the
      * server's pending handshake sees the alert. */
-    REQUIRE(lu_pair(l, lfd, port, vconf, &cfd, &sfd) == 0, "pair 2");
+    REQUIRE(lu_pair(l, lfd, port, lu_vconf, &cfd, &sfd) == 0, "pair 2");
     corotls_loop_set_verify_host(l, cfd, "wrong.example");
     CHECK(corotls_loop_handshake(l, sfd, 5000, lu_cb, &sd) == COROTLS_PENDING, "server handshake pending");
     corotls_result r = lu_handshake(l, cfd, 5000);
@@ -590,15 +585,15 @@ TEST(test_free_with_pending)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd, fd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd, fd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     const uint8_t *data;
     size_t len;
     CHECK(corotls_loop_recv(l, cfd, -1, count_cancel, NULL, &data, &len) == COROTLS_PENDING, "recv pending");
     CHECK(corotls_loop_read(l, sfd, 100, 60000, count_cancel, NULL, &data, &len) == COROTLS_PENDING,
           "read pending");
     CHECK(corotls_loop_accept(l, lfd, NULL, -1, count_cancel, NULL, &fd) == COROTLS_PENDING, "accept pending");
-    CHECK(corotls_loop_connect(l, "localhost", "1", cconf, 60000, count_cancel, NULL, &fd) == COROTLS_PENDING,
+    CHECK(corotls_loop_connect(l, "localhost", "1", lu_cconf, 60000, count_cancel, NULL, &fd) == COROTLS_PENDING,
           "connect by name pending");
     CHECK(corotls_loop_pending(l) == 4, "4 pending");
     freeing = l;
@@ -609,15 +604,5 @@ TEST(test_free_with_pending)
 
 int main(void)
 {
-    harness_init();
-    sconf = util_server_conf("leaf.crt", "leaf.key");
-    cconf = util_client_conf(0);
-    vconf = util_client_conf(1);
-    if (!sconf || !cconf || !vconf)
-        return 1;
-    int rc = harness_run_all();
-    corotls_conf_free(sconf);
-    corotls_conf_free(cconf);
-    corotls_conf_free(vconf);
-    return rc;
+    return lu_main();
 }

@@ -13,8 +13,6 @@
 
 #include "loop_util.h"
 
-static corotls_conf *sconf, *cconf, *vconf;
-
 static int has(const char *s, const char *needle)
 {
     return s && strstr(s, needle) != NULL;
@@ -50,8 +48,8 @@ TEST(test_read_by_size_and_delimiter)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     struct lu_done d = {0};
     /* The delimiter arrives split across two records. */
     const uint8_t *data;
@@ -96,12 +94,12 @@ TEST(test_closed_and_eof)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
     struct lu_done d = {0};
     bool alive = false;
 
     /* close_notify after data: the data first, then CLOSED. */
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     lu_send(l, cfd, "last words", 10, 5000, NULL);
     corotls_loop_close(l, cfd);
     CHECK(read_any(l, sfd, 0, 0, NULL, 0, &d) == COROTLS_OK && d.len == 10, "data before the close");
@@ -112,7 +110,7 @@ TEST(test_closed_and_eof)
     corotls_loop_close(l, sfd);
 
     /* The TCP stream ends without close_notify: EOF. */
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair 2");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair 2");
     CHECK(corotls_loop_is_alive(l, sfd, &alive) == COROTLS_OK && alive, "alive");
     lu_send(l, cfd, "cut", 3, 5000, NULL);
     shutdown(cfd, SHUT_WR); /* the real socket: FIN, no close_notify */
@@ -124,7 +122,7 @@ TEST(test_closed_and_eof)
     /* A pending read sees the end too. */
     corotls_loop_close(l, sfd);
     corotls_loop_close(l, cfd);
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair 3");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair 3");
     const uint8_t *data;
     size_t len;
     lu_reset(&d);
@@ -146,8 +144,8 @@ TEST(test_read_limit_pause_resume)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     lu_small_buffers(cfd, 4096);
     lu_small_buffers(sfd, 4096);
     const size_t limit = 16384, slack = 64 * 1024 + 17 * 1024;
@@ -210,8 +208,8 @@ TEST(test_listener_reload_mid_traffic)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), c1, s1, c2, s2;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &c1, &s1) == 0, "first connection");
+    int port, lfd = lu_listen(l, lu_sconf, &port), c1, s1, c2, s2;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &c1, &s1) == 0, "first connection");
     uint8_t buf[64];
     CHECK(lu_transfer(l, c1, s1, "before", 6, buf) == COROTLS_OK, "traffic before the reload");
 
@@ -227,7 +225,7 @@ TEST(test_listener_reload_mid_traffic)
     REQUIRE(alt, "second conf");
     CHECK(corotls_loop_listener_set_conf(l, lfd, alt) == COROTLS_OK, "reload");
     corotls_conf_free(alt);
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &c2, &s2) == 0, "connection after the reload");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &c2, &s2) == 0, "connection after the reload");
     char subj[256];
     corotls_loop_info(l, c2, COROTLS_INFO_PEER_SUBJECT, subj, sizeof subj, NULL);
     CHECK(has(subj, "alt1.example"), "the new connection got the new certificate (%s)", subj);
@@ -280,9 +278,9 @@ TEST(test_embedding_host_poll_loop)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd, c2, s2;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
-    REQUIRE(lu_pair_hs(l, lfd, port, cconf, &c2, &s2) == 0, "pair 2");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd, c2, s2;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
+    REQUIRE(lu_pair_hs(l, lfd, port, lu_cconf, &c2, &s2) == 0, "pair 2");
     struct embed e = {l, 0, 0, 0};
     const uint8_t *data;
     size_t len;
@@ -349,7 +347,7 @@ TEST(test_interop_openssl)
     const char *sargs[] = {NULL};
     REQUIRE(harness_spawn_s_server_io(sargs, &port, &pid, &in_fd, &out_fd) == 0, "openssl s_server");
     snprintf(ps, sizeof ps, "%d", port);
-    corotls_result r = corotls_loop_connect(l, "localhost", ps, vconf, 10000, lu_cb, &d, &fd);
+    corotls_result r = corotls_loop_connect(l, "localhost", ps, lu_vconf, 10000, lu_cb, &d, &fd);
     if (r == COROTLS_PENDING) {
         r = lu_wait(l, &d, 10000) ? d.r : COROTLS_TIMEOUT;
         fd = d.fd;
@@ -370,7 +368,7 @@ TEST(test_interop_openssl)
     close(out_fd);
     harness_kill(pid);
 
-    int lfd = lu_listen(l, sconf, &port), sfd;
+    int lfd = lu_listen(l, lu_sconf, &port), sfd;
     REQUIRE(lfd >= 0, "loop listener");
     const char *cargs[] = {"-servername", "localhost", "-verify_return_error", NULL};
     pid = harness_spawn_s_client(port, cargs, &in_fd, &out_fd);
@@ -389,13 +387,8 @@ TEST(test_interop_openssl)
     CHECK(lu_send(l, sfd, "pong-from-loop\n", 15, 5000, NULL) == COROTLS_OK, "send pong");
     CHECK(harness_read_until(out_fd, "pong-from-loop", 10000, buf, sizeof buf) > 0, "s_client printed pong");
     close(in_fd); /* s_client sends close_notify and leaves */
-    const uint8_t *data;
-    size_t len;
-    r = corotls_loop_recv(l, sfd, 10000, lu_cb, &d, &data, &len);
-    if (r == COROTLS_PENDING)
-        r = lu_wait(l, &d, 10000) ? d.r : COROTLS_TIMEOUT;
+    r = lu_recv_result(l, sfd, 10000);
     CHECK(r == COROTLS_CLOSED || r == COROTLS_EOF, "s_client's close seen (%s)", corotls_result_name(r));
-    lu_reset(&d);
     close(out_fd);
     harness_kill(pid);
     corotls_loop_free(l);
@@ -453,8 +446,8 @@ TEST(test_bulk_both_ways)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     size_t n = (size_t)lu_scale(16 << 20, 1 << 20);
     uint8_t *a = malloc(n), *b = malloc(n), *ga = malloc(n), *gb = malloc(n);
     util_fill(a, n, 21);
@@ -485,15 +478,5 @@ TEST(test_bulk_both_ways)
 
 int main(void)
 {
-    harness_init();
-    sconf = util_server_conf("leaf.crt", "leaf.key");
-    cconf = util_client_conf(0);
-    vconf = util_client_conf(1);
-    if (!sconf || !cconf || !vconf)
-        return 1;
-    int rc = harness_run_all();
-    corotls_conf_free(sconf);
-    corotls_conf_free(cconf);
-    corotls_conf_free(vconf);
-    return rc;
+    return lu_main();
 }

@@ -18,10 +18,9 @@ TEST(test_thousand_connections_one_thread)
     REQUIRE(s_conf && c_conf, "confs (the clients verify the server)");
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    struct lu_server s = {.l = l};
+    struct lu_server s;
     int port;
-    s.lfd = lu_listen(l, s_conf, &port);
-    REQUIRE(s.lfd >= 0 && lu_server_start(&s) == 0, "echo server");
+    REQUIRE(lu_server_start(&s, l, s_conf, &port) == 0, "echo server");
     struct lu_clients cs = {.l = l, .conf = c_conf, .port = port, .n = n, .rounds = rounds, .seed = 7};
     lu_clients_start(&cs);
 

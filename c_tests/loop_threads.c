@@ -13,8 +13,6 @@
 
 #include "loop_util.h"
 
-static corotls_conf *sconf, *cconf;
-
 /* ------------------------------------------------------------ hand-off */
 
 struct handoff {
@@ -82,8 +80,8 @@ TEST(test_handoff_to_another_thread)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, cconf, &cfd, &sfd) == 0, "client and accepted fd");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "client and accepted fd");
     struct handoff h = {.l = l, .dispatcher = pthread_self()};
     lu_mb_init(&h.mb);
     pthread_t t;
@@ -94,14 +92,8 @@ TEST(test_handoff_to_another_thread)
     CHECK(lu_send(l, cfd, "hello-handoff", 13, 10000, NULL) == COROTLS_OK, "client sends (handshakes)");
     CHECK(lu_recv_n(l, cfd, reply, 24, 10000) == COROTLS_OK && memcmp(reply, "thread got hello-handoff", 24) == 0,
           "the other thread answered on the handed-off fd");
-    struct lu_done d = {0};
-    const uint8_t *data;
-    size_t len;
-    corotls_result r = corotls_loop_recv(l, cfd, 10000, lu_cb, &d, &data, &len);
-    if (r == COROTLS_PENDING)
-        r = lu_wait(l, &d, 10000) ? d.r : COROTLS_TIMEOUT;
+    corotls_result r = lu_recv_result(l, cfd, 10000);
     CHECK(r == COROTLS_CLOSED, "and closed it (%s)", corotls_result_name(r));
-    lu_reset(&d);
     pthread_join(t, NULL);
     CHECK(h.ok, "the worker's send and close succeeded");
     CHECK(h.foreign == 0, "its %d completions ran on the dispatching thread", h.callbacks);
@@ -133,16 +125,15 @@ TEST(test_four_threads_share_one_table)
     lu_raise_nofile(4L * nthreads * nconn + 256);
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    struct lu_server s = {.l = l};
+    struct lu_server s;
     int port;
-    s.lfd = lu_listen(l, sconf, &port);
-    REQUIRE(s.lfd >= 0 && lu_server_start(&s) == 0, "echo server");
+    REQUIRE(lu_server_start(&s, l, lu_sconf, &port) == 0, "echo server");
     struct worker w[4];
     memset(w, 0, sizeof w);
     for (int i = 0; i < nthreads; i++) {
         lu_mb_init(&w[i].mb);
         w[i].cs = (struct lu_clients){
-            .l = l, .conf = cconf, .mb = &w[i].mb, .port = port, .n = nconn, .rounds = rounds, .seed = i * 100000};
+            .l = l, .conf = lu_cconf, .mb = &w[i].mb, .port = port, .n = nconn, .rounds = rounds, .seed = i * 100000};
         pthread_create(&w[i].t, NULL, worker_main, &w[i]);
     }
     /* The main thread dispatches until every worker is done. */
@@ -183,13 +174,5 @@ TEST(test_four_threads_share_one_table)
 
 int main(void)
 {
-    harness_init();
-    sconf = util_server_conf("leaf.crt", "leaf.key");
-    cconf = util_client_conf(0);
-    if (!sconf || !cconf)
-        return 1;
-    int rc = harness_run_all();
-    corotls_conf_free(sconf);
-    corotls_conf_free(cconf);
-    return rc;
+    return lu_main();
 }

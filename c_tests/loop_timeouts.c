@@ -14,8 +14,6 @@
 
 #include "loop_util.h"
 
-static corotls_conf *sconf, *cconf;
-
 static int has(const char *s, const char *needle)
 {
     return s && strstr(s, needle) != NULL;
@@ -25,7 +23,7 @@ TEST(test_accept_timeout)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), fd;
+    int port, lfd = lu_listen(l, lu_sconf, &port), fd;
     struct lu_done d = {0};
     REQUIRE(corotls_loop_accept(l, lfd, NULL, 50, lu_cb, &d, &fd) == COROTLS_PENDING, "accept pending");
     REQUIRE(lu_wait(l, &d, 10000), "called back");
@@ -34,7 +32,7 @@ TEST(test_accept_timeout)
     lu_reset(&d);
     /* The listener is still usable. */
     int cfd, sfd;
-    CHECK(lu_pair(l, lfd, port, cconf, &cfd, &sfd) == 0, "accept works after the timeout");
+    CHECK(lu_pair(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "accept works after the timeout");
     corotls_loop_free(l);
 }
 
@@ -49,7 +47,7 @@ TEST(test_handshake_timeout_silent_peer)
     REQUIRE(silent >= 0, "plain listener that never accepts");
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
-    corotls_result r = corotls_loop_connect(l, "127.0.0.1", ps, cconf, 5000, lu_cb, &d, &cfd);
+    corotls_result r = corotls_loop_connect(l, "127.0.0.1", ps, lu_cconf, 5000, lu_cb, &d, &cfd);
     if (r == COROTLS_PENDING) {
         REQUIRE(lu_wait(l, &d, 5000) && d.r == COROTLS_OK, "TCP connect completes (the kernel queues it)");
         cfd = d.fd;
@@ -64,7 +62,7 @@ TEST(test_handshake_timeout_silent_peer)
     corotls_loop_close(l, cfd);
     close(silent);
 
-    int lfd = lu_listen(l, sconf, &port), sfd;
+    int lfd = lu_listen(l, lu_sconf, &port), sfd;
     int raw = harness_connect_loopback(port);
     REQUIRE(raw >= 0, "raw TCP client that never speaks");
     r = corotls_loop_accept(l, lfd, NULL, 5000, lu_cb, &d, &sfd);
@@ -92,8 +90,8 @@ TEST(test_recv_timeouts_keep_data)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     struct lu_done d = {0};
     const uint8_t *data;
     size_t len = 0, n = 0;
@@ -143,8 +141,8 @@ TEST(test_send_timeout_stream_stays_valid)
 {
     corotls_loop *l;
     REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
-    int port, lfd = lu_listen(l, sconf, &port), cfd, sfd;
-    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "pair");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair");
     lu_small_buffers(cfd, 4096);
     lu_small_buffers(sfd, 4096);
     REQUIRE(corotls_loop_set_limit(l, sfd, 1) == COROTLS_OK, "the peer stops reading");
@@ -192,7 +190,7 @@ TEST(test_connect_timeout_full_backlog)
     snprintf(ps, sizeof ps, "%d", port);
     struct lu_done d = {0};
     int fd;
-    REQUIRE(corotls_loop_connect(l, "127.0.0.1", ps, cconf, 100, lu_cb, &d, &fd) == COROTLS_PENDING && fd >= 0,
+    REQUIRE(corotls_loop_connect(l, "127.0.0.1", ps, lu_cconf, 100, lu_cb, &d, &fd) == COROTLS_PENDING && fd >= 0,
             "connect pending");
     int t = corotls_loop_timeout(l);
     CHECK(t >= 0 && t <= 100, "corotls_loop_timeout reports the deadline (%d ms)", t);
@@ -202,7 +200,7 @@ TEST(test_connect_timeout_full_backlog)
     CHECK(corotls_loop_close(l, fd) == COROTLS_ERR_ARG, "the timed-out connect's fd is gone");
     CHECK(corotls_loop_timeout(l) == -1, "no deadline left");
     /* By name: the deadline covers resolution and connection. */
-    REQUIRE(corotls_loop_connect(l, "localhost", ps, cconf, 100, lu_cb, &d, &fd) == COROTLS_PENDING && fd == -1,
+    REQUIRE(corotls_loop_connect(l, "localhost", ps, lu_cconf, 100, lu_cb, &d, &fd) == COROTLS_PENDING && fd == -1,
             "connect by name pending, fd unknown yet");
     REQUIRE(lu_wait(l, &d, 10000), "called back");
     CHECK(d.r == COROTLS_TIMEOUT && d.fd == -1, "named connect TIMEOUT (%s)", corotls_result_name(d.r));
@@ -216,13 +214,5 @@ TEST(test_connect_timeout_full_backlog)
 
 int main(void)
 {
-    harness_init();
-    sconf = util_server_conf("leaf.crt", "leaf.key");
-    cconf = util_client_conf(0);
-    if (!sconf || !cconf)
-        return 1;
-    int rc = harness_run_all();
-    corotls_conf_free(sconf);
-    corotls_conf_free(cconf);
-    return rc;
+    return lu_main();
 }

@@ -50,6 +50,35 @@ void lu_spin(corotls_loop *l, int ms)
         corotls_loop_dispatch(l, 5, NULL);
 }
 
+corotls_conf *lu_sconf, *lu_cconf, *lu_vconf;
+
+int lu_main(void)
+{
+    harness_init();
+    lu_sconf = util_server_conf("leaf.crt", "leaf.key");
+    lu_cconf = util_client_conf(0);
+    lu_vconf = util_client_conf(1);
+    if (!lu_sconf || !lu_cconf || !lu_vconf)
+        return 1;
+    int rc = harness_run_all();
+    corotls_conf_free(lu_sconf);
+    corotls_conf_free(lu_cconf);
+    corotls_conf_free(lu_vconf);
+    return rc;
+}
+
+corotls_result lu_recv_result(corotls_loop *l, int fd, int timeout_ms)
+{
+    struct lu_done d = {0};
+    const uint8_t *data;
+    size_t len;
+    corotls_result r = corotls_loop_recv(l, fd, timeout_ms, lu_cb, &d, &data, &len);
+    if (r == COROTLS_PENDING)
+        r = lu_wait(l, &d, timeout_ms < 0 ? 60000 : timeout_ms + 10000) ? d.r : COROTLS_TIMEOUT;
+    lu_reset(&d);
+    return r;
+}
+
 int lu_quick(void)
 {
     const char *q = getenv("COROTLS_TEST_QUICK");
@@ -364,6 +393,8 @@ static void srv_start(struct lu_server *s, int fd)
     srv_run(c);
 }
 
+static int srv_accept_more(struct lu_server *s);
+
 static void srv_accept_cb(void *ud, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
 {
     struct lu_server *s = ud;
@@ -371,13 +402,20 @@ static void srv_accept_cb(void *ud, int32_t fd, corotls_result r, const uint8_t 
     (void)len;
     if (r == COROTLS_OK) {
         srv_start(s, fd);
-        lu_server_start(s);
+        srv_accept_more(s);
     } else if (r != COROTLS_ERR_CANCELLED) {
         s->errors++;
     }
 }
 
-int lu_server_start(struct lu_server *s)
+int lu_server_start(struct lu_server *s, corotls_loop *l, corotls_conf *conf, int *port)
+{
+    *s = (struct lu_server){.l = l};
+    s->lfd = lu_listen(l, conf, port);
+    return s->lfd >= 0 ? srv_accept_more(s) : -1;
+}
+
+static int srv_accept_more(struct lu_server *s)
 {
     int fd;
     corotls_result r;

@@ -35,6 +35,15 @@ int lu_wait(corotls_loop *l, struct lu_done *d, int timeout_ms);
 /* Dispatch for about ms milliseconds. */
 void lu_spin(corotls_loop *l, int ms);
 
+/* Confs of the test certificates, made by lu_main: a server with leaf.crt,
+ * a client that does not verify, a client that verifies against ca.crt. */
+extern corotls_conf *lu_sconf, *lu_cconf, *lu_vconf;
+/* main() of a loop test: make the confs, run every TEST, free them. */
+int lu_main(void);
+
+/* The result of a recv on fd: inline, or waited for (up to timeout_ms). */
+corotls_result lu_recv_result(corotls_loop *l, int fd, int timeout_ms);
+
 /* full normally; quick when COROTLS_TEST_QUICK is set (valgrind run). */
 int lu_scale(int full, int quick);
 int lu_quick(void);
@@ -109,8 +118,9 @@ struct lu_server {
     int accepted, closed, errors; /* errors: ends other than CLOSED/EOF */
 };
 
-/* Start accepting; 0 or -1. */
-int lu_server_start(struct lu_server *s);
+/* Listen on 127.0.0.1 (any port, stored in *port) with conf, and start
+ * accepting; 0 or -1. */
+int lu_server_start(struct lu_server *s, corotls_loop *l, corotls_conf *conf, int *port);
 
 /* -------------------------------------------------------- echo clients */
 

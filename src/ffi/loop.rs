@@ -140,6 +140,17 @@ fn callback(cb: corotls_loop_cb, user_data: *mut c_void) -> Result<Callback> {
     }))
 }
 
+/// OK after handing an inline result to `now`, or PENDING.
+fn started<T>(r: Ready<T>, now: impl FnOnce(T)) -> Code {
+    match r {
+        Ready::Now(v) => {
+            now(v);
+            COROTLS_OK
+        }
+        Ready::Pending => COROTLS_PENDING,
+    }
+}
+
 /// Clear and check a required int out-parameter.
 unsafe fn fd_out<'a>(p: *mut i32) -> Result<&'a mut i32> {
     if p.is_null() {
@@ -287,11 +298,7 @@ pub unsafe extern "C" fn corotls_loop_accept(
         let lp = loop_ref(l)?;
         let conf = if conf.is_null() { None } else { Some(conf_ref(conf)?) };
         let timeout = timeout_of(timeout_ms)?;
-        match lp.accept(lfd, conf, timeout, callback(cb, user_data)?)? {
-            Ready::Now(fd) => *out = fd,
-            Ready::Pending => return Ok(COROTLS_PENDING),
-        }
-        Ok(COROTLS_OK)
+        Ok(started(lp.accept(lfd, conf, timeout, callback(cb, user_data)?)?, |fd| *out = fd))
     })
 }
 
@@ -324,10 +331,7 @@ pub unsafe extern "C" fn corotls_loop_connect(
         let timeout = timeout_of(timeout_ms)?;
         let (r, fd) = lp.connect(host, service, conf, timeout, callback(cb, user_data)?)?;
         *out = fd;
-        match r {
-            Ready::Now(()) => Ok(COROTLS_OK),
-            Ready::Pending => Ok(COROTLS_PENDING),
-        }
+        Ok(started(r, |()| ()))
     })
 }
 
@@ -358,10 +362,7 @@ pub unsafe extern "C" fn corotls_loop_handshake(
     guard_code(|| {
         let lp = loop_ref(l)?;
         let timeout = timeout_of(timeout_ms)?;
-        match lp.handshake(fd, timeout, callback(cb, user_data)?)? {
-            Ready::Now(()) => Ok(COROTLS_OK),
-            Ready::Pending => Ok(COROTLS_PENDING),
-        }
+        Ok(started(lp.handshake(fd, timeout, callback(cb, user_data)?)?, |()| ()))
     })
 }
 
@@ -383,10 +384,7 @@ pub unsafe extern "C" fn corotls_loop_send(
         let lp = loop_ref(l)?;
         let data = slice_arg(data, len, "data")?;
         let timeout = timeout_of(timeout_ms)?;
-        match lp.send(fd, data, timeout, callback(cb, user_data)?)? {
-            Ready::Now(()) => Ok(COROTLS_OK),
-            Ready::Pending => Ok(COROTLS_PENDING),
-        }
+        Ok(started(lp.send(fd, data, timeout, callback(cb, user_data)?)?, |()| ()))
     })
 }
 
@@ -408,15 +406,11 @@ unsafe fn read_common(
         out_len.write(0);
         let lp = loop_ref(l)?;
         let timeout = timeout_of(timeout_ms)?;
-        match lp.read(fd, want()?, timeout, callback(cb, user_data)?)? {
-            Ready::Now(c) => {
-                let c: Chunk = c;
-                out_data.write(c.as_ptr());
-                out_len.write(c.len());
-                Ok(COROTLS_OK)
-            }
-            Ready::Pending => Ok(COROTLS_PENDING),
-        }
+        let r = lp.read(fd, want()?, timeout, callback(cb, user_data)?)?;
+        Ok(started(r, |c: Chunk| {
+            out_data.write(c.as_ptr());
+            out_len.write(c.len());
+        }))
     })
 }
 
