@@ -279,17 +279,15 @@ pub fn connect_again(fd: RawFd, a: &SocketAddr) -> Result<Connecting> {
 fn connect_on(fd: RawFd, a: &SocketAddr) -> Result<Connecting> {
     let _ = set_nodelay(fd);
     let (ss, len) = std_to_sockaddr(a);
-    loop {
-        // SAFETY: ss is a valid sockaddr of len bytes.
-        if unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) } == 0 {
-            return Ok(Connecting::Done);
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINPROGRESS) | Some(libc::EALREADY) => return Ok(Connecting::InProgress),
-            Some(libc::EINTR) => return Ok(Connecting::InProgress),
-            _ => return Err(Error::os(&format!("connect {a}"), e)),
-        }
+    // SAFETY: ss is a valid sockaddr of len bytes.
+    if unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) } == 0 {
+        return Ok(Connecting::Done);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        // EINTR: the connect goes on asynchronously, like EINPROGRESS.
+        Some(libc::EINPROGRESS) | Some(libc::EALREADY) | Some(libc::EINTR) => Ok(Connecting::InProgress),
+        _ => Err(Error::os(&format!("connect {a}"), e)),
     }
 }
 

@@ -152,6 +152,9 @@ fn started<T>(r: Ready<T>, now: impl FnOnce(T)) -> Code {
 }
 
 /// Clear and check a required int out-parameter.
+///
+/// # Safety
+/// `p` is NULL or valid for writes of an i32.
 unsafe fn fd_out<'a>(p: *mut i32) -> Result<&'a mut i32> {
     if p.is_null() {
         return Err(Error::arg("fd output pointer is NULL"));
@@ -388,6 +391,11 @@ pub unsafe extern "C" fn corotls_loop_send(
     })
 }
 
+/// recv / read / read_until.
+///
+/// # Safety
+/// `l` as for loop_ref; `out_data` / `out_len` NULL or valid for writes.
+#[allow(clippy::too_many_arguments)]
 unsafe fn read_common(
     l: *mut corotls_loop,
     fd: i32,
@@ -509,6 +517,8 @@ pub unsafe extern "C" fn corotls_loop_unsent_bytes(l: *mut corotls_loop, fd: i32
     out_size(out, || loop_ref(l)?.unsent(fd))
 }
 
+/// # Safety
+/// `out` is NULL or valid for writes of a usize.
 unsafe fn out_size(out: *mut usize, f: impl FnOnce() -> Result<usize>) -> Code {
     guard(|| {
         if out.is_null() {

@@ -554,6 +554,12 @@ impl Drop for Shared {
     }
 }
 
+/// Close `fd` on a failure path, passing the error on.
+fn closing(fd: RawFd, e: Error) -> Error {
+    net::close_fd(fd);
+    e
+}
+
 /// The fd a failed operation reports: none for accept and connect (their
 /// connection does not exist), else the operation's own.
 fn op_fd(kind: &OpKind, fd: RawFd) -> RawFd {
@@ -731,7 +737,7 @@ impl Shared {
 
     /// Wrap an accepted socket in a server session.  Closes `fd` on failure.
     fn adopt(&self, fd: RawFd, conf: &Conf) -> Result<RawFd> {
-        let conn = Conn::new(conf, fd).inspect_err(|_| net::close_fd(fd))?;
+        let conn = Conn::new(conf, fd).map_err(|e| closing(fd, e))?;
         self.insert(fd, Kind::Conn(Box::new(ConnEntry::new(conn, None))))?;
         Ok(fd)
     }
@@ -743,7 +749,7 @@ impl Shared {
         for (i, a) in addrs.iter().enumerate() {
             match net::connect_start(a) {
                 Ok((fd, st)) => {
-                    let conn = Conn::new(conf, fd).inspect_err(|_| net::close_fd(fd))?;
+                    let conn = Conn::new(conf, fd).map_err(|e| closing(fd, e))?;
                     return Ok((fd, st, i + 1, conn));
                 }
                 Err(e) => last = e,
@@ -765,7 +771,7 @@ impl Shared {
             self.insert(fd, Kind::Conn(Box::new(ConnEntry::new(conn, None))))?;
             return Ok((Ready::Now(()), fd));
         }
-        let gen = self.register(fd).inspect_err(|_| net::close_fd(fd))?;
+        let gen = self.register(fd).map_err(|e| closing(fd, e))?;
         let id = self.new_id();
         if let Some(t) = timeout {
             lock(&self.timers).add(id, Instant::now() + t, Target::Slot { fd, gen });
@@ -1014,7 +1020,7 @@ impl Shared {
             let Some(req) = lock(&self.resolving).remove(&id) else { continue };
             let opened = r.and_then(|addrs| {
                 let (fd, _, next, conn) = self.open_conn(&addrs, &req.conf)?;
-                let gen = self.register(fd).inspect_err(|_| net::close_fd(fd))?;
+                let gen = self.register(fd).map_err(|e| closing(fd, e))?;
                 Ok((fd, gen, next, conn, addrs))
             });
             match opened {
