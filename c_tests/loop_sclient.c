@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +67,9 @@ static SSL *open_session(SSL_CTX *ctx, int port)
     int fd = harness_connect_loopback(port);
     if (fd < 0)
         return NULL;
+    /* A server that does not answer makes SSL_connect fail, not hang. */
+    struct timeval tv = {.tv_sec = 3};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, "localhost");
@@ -176,6 +180,48 @@ TEST(test_echo_server_holds_1000_sessions)
     CHECK(k == 0, "the server reported no error (%s)", rest);
     close(sout);
     free(s);
+    SSL_CTX_free(ctx);
+}
+
+/* Out of fds: accept fails (EMFILE), the server says so, keeps serving the
+ * connections it has, and accepts again once one of them ends. */
+TEST(test_echo_server_survives_fd_exhaustion)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ulimit -n 24 && exec %s --listen 127.0.0.1:0 --cert %s --key %s", SERVER,
+             harness_cert("leaf.crt"), harness_cert("leaf.key"));
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    int out;
+    pid_t pid = harness_spawn(argv, NULL, &out);
+    char buf[4096];
+    REQUIRE(pid > 0 && harness_read_until(out, "\n", 10000, buf, sizeof buf) > 0 && strstr(buf, "listening"),
+            "server with 24 fds");
+    int port = atoi(strrchr(buf, ':') + 1);
+    SSL_CTX *ctx = client_ctx();
+    SSL *s[32] = {0};
+    int n = 0;
+    while (n < 32 && (s[n] = open_session(ctx, port)) != NULL)
+        n++;
+    CHECK(n > 2 && n < 32, "%d sessions, then the server ran out of fds", n);
+    CHECK(harness_read_until(out, "Too many open files", 10000, buf, sizeof buf) > 0, "it said why");
+    uint8_t got[8];
+    CHECK(SSL_write(s[0], "still-ok", 8) == 8 && read_exact(s[0], got, 8) == 0 && !memcmp(got, "still-ok", 8),
+          "existing sessions still echo");
+    close_session(s[n - 1]);
+    close_session(s[n - 2]);
+    n -= 2;
+    SSL *again = NULL;
+    for (int i = 0; i < 3 && !again; i++) /* the abandoned attempt may take the first free slot */
+        again = open_session(ctx, port);
+    CHECK(again && SSL_write(again, "again", 5) == 5 && read_exact(again, got, 5) == 0 && !memcmp(got, "again", 5),
+          "after connections ended it accepts and serves again");
+    if (again)
+        close_session(again);
+    for (int i = 0; i < n; i++)
+        close_session(s[i]);
+    int st = harness_kill(pid);
+    CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit");
+    close(out);
     SSL_CTX_free(ctx);
 }
 

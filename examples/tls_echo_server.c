@@ -34,6 +34,7 @@
 
 static corotls_loop *loop;
 static int lfd = -1;
+static int accepting; /* an accept is pending (or being started) */
 static int sig_pipe[2] = {-1, -1};
 
 static void on_signal(int sig)
@@ -88,6 +89,7 @@ struct client {
 };
 
 static void client_run(struct client *c);
+static void accept_more(void);
 
 static void client_end(struct client *c, corotls_result r)
 {
@@ -97,6 +99,8 @@ static void client_end(struct client *c, corotls_result r)
         fprintf(stderr, "tls_echo_server: connection: %s\n", corotls_last_error());
     corotls_loop_close(loop, c->fd);
     free(c);
+    if (!accepting && r != COROTLS_ERR_CANCELLED)
+        accept_more(); /* accepting stopped on an error (no fd left?): an fd is free now */
 }
 
 /* Completion of a recv (data != NULL) or of a send. */
@@ -132,8 +136,6 @@ static void client_run(struct client *c)
     }
 }
 
-static void accept_more(void);
-
 static void serve(int fd)
 {
     struct client *c = malloc(sizeof *c);
@@ -150,25 +152,31 @@ static void accept_cb(void *user_data, int32_t fd, corotls_result r, const uint8
     (void)user_data;
     (void)data;
     (void)len;
+    accepting = 0;
     if (r == COROTLS_ERR_CANCELLED)
         return; /* stopping */
     if (r == COROTLS_OK)
         serve(fd);
-    else
+    else /* accepting pauses until a connection ends and frees an fd */
         fprintf(stderr, "tls_echo_server: accept: %s\n", corotls_last_error());
-    accept_more();
+    if (r == COROTLS_OK && !accepting)
+        accept_more();
 }
 
 /* Accept with the listener's conf; connections already waiting come at
- * once, the next one through accept_cb. */
+ * once, the next one through accept_cb.  On an error (such as running out
+ * of fds) accepting pauses until a connection ends. */
 static void accept_more(void)
 {
     int fd;
     corotls_result r;
+    accepting = 1;
     while ((r = corotls_loop_accept(loop, lfd, NULL, -1, accept_cb, NULL, &fd)) == COROTLS_OK)
         serve(fd);
-    if (r != COROTLS_PENDING)
+    if (r != COROTLS_PENDING) {
+        accepting = 0;
         fprintf(stderr, "tls_echo_server: accept: %s\n", corotls_last_error());
+    }
 }
 
 /* Split HOST:PORT ([v6]:PORT, :PORT for every address). */
