@@ -298,6 +298,17 @@ TEST(test_inline_rule)
     CHECK(memcmp(data, "hello", 5) == 0, "still valid after dispatching");
     CHECK(corotls_loop_unread_bytes(l, sfd, &n) == COROTLS_OK && n == 0, "nothing unread");
     CHECK(d.calls == 0, "no callback for inline completions");
+    /* Three sends are three records; one recv takes all that arrived. */
+    CHECK(corotls_loop_send(l, cfd, (const uint8_t *)"one,", 4, -1, lu_cb, &d) == COROTLS_OK &&
+              corotls_loop_send(l, cfd, (const uint8_t *)"two,", 4, -1, lu_cb, &d) == COROTLS_OK &&
+              corotls_loop_send(l, cfd, (const uint8_t *)"three", 5, -1, lu_cb, &d) == COROTLS_OK,
+          "three records sent");
+    end = harness_now_ms() + 5000;
+    while (harness_now_ms() < end && corotls_loop_unread_bytes(l, sfd, &n) == COROTLS_OK && n < 13)
+        corotls_loop_dispatch(l, 10, NULL);
+    CHECK(corotls_loop_recv(l, sfd, -1, lu_cb, &d, &data, &len) == COROTLS_OK && len == 13 &&
+              memcmp(data, "one,two,three", 13) == 0,
+          "one recv delivers all three records as one chunk");
     CHECK(corotls_loop_recv(l, sfd, -1, lu_cb, &d, &data, &len) == COROTLS_PENDING && data == NULL && len == 0,
           "a recv with nothing to read is PENDING, out-params cleared");
     CHECK(corotls_loop_send(l, cfd, (const uint8_t *)"again", 5, -1, lu_cb, &d) == COROTLS_OK, "send again");

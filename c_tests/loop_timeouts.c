@@ -85,6 +85,27 @@ TEST(test_handshake_timeout_silent_peer)
     corotls_loop_free(l);
 }
 
+/* A handshake that timed out (the server was not driving its side) is
+ * resumed by the next operation. */
+TEST(test_handshake_resumes_after_timeout)
+{
+    corotls_loop *l;
+    REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
+    int port, lfd = lu_listen(l, lu_sconf, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, lu_cconf, &cfd, &sfd) == 0, "pair (no operation on the server yet)");
+    struct lu_done d = {0};
+    REQUIRE(corotls_loop_handshake(l, cfd, 50, lu_cb, &d) == COROTLS_PENDING, "client handshake, 50 ms");
+    REQUIRE(lu_wait(l, &d, 10000), "called back");
+    CHECK(d.r == COROTLS_TIMEOUT, "TIMEOUT: the server did not answer yet (%s)", corotls_result_name(d.r));
+    lu_reset(&d);
+    uint8_t buf[8];
+    CHECK(lu_transfer(l, cfd, sfd, "resumed", 7, buf) == COROTLS_OK,
+          "the client's send resumes the handshake once the server's recv drives its side");
+    char v[32];
+    CHECK(corotls_loop_info(l, cfd, COROTLS_INFO_VERSION, v, sizeof v, NULL) == COROTLS_OK && v[0], "version %s", v);
+    corotls_loop_free(l);
+}
+
 /* recv / read / read_until time out; buffered data survives. */
 TEST(test_recv_timeouts_keep_data)
 {
