@@ -13,7 +13,7 @@
 use crate::conf::{Conf, Role};
 use crate::error::{Code::*, Error, Result};
 use crate::ossl::ssl::{Ssl, SslRef};
-use crate::ossl::{self, verify_error_string};
+use crate::ossl::{self, fifo, verify_error_string};
 use std::ffi::CString;
 
 /// Plaintext decrypted but not yet taken: bytes `[start..end]` of `buf`.
@@ -105,7 +105,7 @@ fn cstring_lossy(s: impl Into<Vec<u8>>) -> CString {
 impl Session {
     pub fn new(conf: &Conf) -> Result<Session> {
         let role = conf.role();
-        let ssl = Ssl::new(conf.ctx(), role == Role::Server)?;
+        let ssl = Ssl::new_fifo(conf.ctx(), role == Role::Server)?;
         Ok(Session {
             ssl,
             _conf: conf.clone(),
@@ -214,6 +214,42 @@ impl Session {
             return Err(self.fail(Error::arg("ciphertext fed after the end of the stream")));
         }
         self.ssl().feed(ct).map_err(|e| self.fail(e))
+    }
+
+    /// Receive ciphertext straight into the session's input buffer: `recv`
+    /// gets room for up to `max` bytes and returns how many it wrote (0 adds
+    /// nothing).  The same checks as `feed`.
+    pub fn feed_with(
+        &mut self,
+        max: usize,
+        recv: impl FnOnce(&mut [std::mem::MaybeUninit<u8>]) -> Result<usize>,
+    ) -> Result<usize> {
+        self.check_fatal()?;
+        if self.eof {
+            return Err(self.fail(Error::arg("ciphertext fed after the end of the stream")));
+        }
+        // SAFETY: the BIO belongs to our SSL and nothing else touches it
+        // while `self` is borrowed mutably here.
+        match unsafe { fifo::of(self.ssl().rbio()) } {
+            Some(f) => f.fill_with(max, recv),
+            None => Err(Error::tls("the session's input is not a corotls FIFO")),
+        }
+    }
+
+    /// Hand the oldest produced ciphertext to `send`, which returns how many
+    /// bytes it took; those are dropped from the session, the rest stays in
+    /// order.  Ok(0) when there is nothing to send.
+    pub fn out_with(&mut self, send: impl FnOnce(&[u8]) -> Result<usize>) -> Result<usize> {
+        // SAFETY: as in feed_with, for the output BIO.
+        let Some(f) = (unsafe { fifo::of(self.ssl().wbio()) }) else {
+            return Err(Error::tls("the session's output is not a corotls FIFO"));
+        };
+        if f.is_empty() {
+            return Ok(0);
+        }
+        let n = send(f.data())?;
+        f.consume(n);
+        Ok(n)
     }
 
     /// The transport ended: no more ciphertext will come.

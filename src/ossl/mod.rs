@@ -2,6 +2,7 @@
 //! `openssl-sys`, error-queue hygiene, and owned handles that free what they
 //! hold.  Everything above this module speaks Rust types and `Error`.
 
+pub mod fifo;
 pub mod ssl;
 
 use crate::error::{Error, Result};
@@ -29,6 +30,9 @@ extern "C" {
     pub fn SSL_CTX_load_verify_dir(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
     pub fn SSL_CTX_load_verify_file(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
     pub fn BIO_free(b: *mut sys::BIO) -> c_int;
+    pub fn BIO_get_new_index() -> c_int;
+    pub fn BIO_method_type(b: *const sys::BIO) -> c_int;
+    pub fn BIO_test_flags(b: *const sys::BIO, flags: c_int) -> c_int;
     pub fn X509_check_private_key(x: *const sys::X509, k: *const sys::EVP_PKEY) -> c_int;
 }
 

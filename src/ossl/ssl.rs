@@ -364,12 +364,24 @@ pub fn check_host_name(name: &[u8]) -> Result<std::ffi::CString> {
     std::ffi::CString::new(name).map_err(|_| Error::arg("host name contains a NUL byte"))
 }
 
-/// An owned `SSL` with two memory BIOs that report "retry" (never EOF) when
-/// empty, in client or server state.
+/// An owned `SSL` with two BIOs that report "retry" (never EOF) when empty,
+/// in client or server state.
 pub struct Ssl(SslRef);
 
 impl Ssl {
+    /// With two `BIO_s_mem` BIOs: what hosts that reach into the BIOs
+    /// themselves expect (the Melon face).
     pub fn new(ctx: &Ctx, server: bool) -> Result<Ssl> {
+        Ssl::with_bios(ctx, server, new_mem_bio)
+    }
+
+    /// With two FIFO BIOs (`fifo`), whose buffers the transport reads and
+    /// writes directly: what corotls' own sessions use.
+    pub fn new_fifo(ctx: &Ctx, server: bool) -> Result<Ssl> {
+        Ssl::with_bios(ctx, server, super::fifo::new_bio)
+    }
+
+    fn with_bios(ctx: &Ctx, server: bool, new_bio: unsafe fn() -> *mut sys::BIO) -> Result<Ssl> {
         clear_errors();
         // SAFETY: ctx is live; on success every new object is handed to the
         // SSL (SSL_set_bio takes both BIOs), and the SSL to `Ssl`.
@@ -378,8 +390,8 @@ impl Ssl {
             if ssl.is_null() {
                 return Err(super::error(COROTLS_ERR_NOMEM, "SSL_new failed"));
             }
-            let rbio = new_mem_bio();
-            let wbio = new_mem_bio();
+            let rbio = new_bio();
+            let wbio = new_bio();
             if rbio.is_null() || wbio.is_null() {
                 if !rbio.is_null() {
                     super::BIO_free(rbio);
