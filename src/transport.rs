@@ -1,15 +1,17 @@
 //! A session bound to a non-blocking socket.  Moves ciphertext between the
-//! session's memory BIOs and the fd; knows nothing of event loops.
+//! session's FIFO BIOs and the fd (`recv` straight into the input FIFO,
+//! `send` straight from the output FIFO); knows nothing of event loops.
 //!
 //! Calls return WANT_READ / WANT_WRITE to say what to wait for; the caller
 //! repeats the same call (libtls style).  Ciphertext the socket did not take
-//! waits here, in order, and goes out before anything else, also when the
-//! caller gives up on an operation (`abandon_write`).
+//! stays in the session's output FIFO, in order, and goes out before
+//! anything else, also when the caller gives up on an operation
+//! (`abandon_write`).
 
 use crate::conf::Conf;
 use crate::error::{Code::*, Error, Result};
 use crate::session::Session;
-use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
 /// Plaintext encrypted per step of `write`: four full records, sent with one
@@ -21,21 +23,49 @@ const RECV_CHUNK: usize = 64 * 1024;
 /// peer cannot grow memory without bound; the socket stays readable.
 const MAX_FILL: usize = 1024 * 1024;
 
-thread_local! {
-    // One receive buffer per thread, not per connection: idle connections
-    // cost nothing, and coroutine hosts with small C stacks are safe.
-    static RECV_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0u8; RECV_CHUNK]);
-}
-
 pub struct Conn {
     session: Session,
     fd: RawFd,
-    /// Ciphertext taken from the session, not yet accepted by the socket.
-    out: Vec<u8>,
-    out_sent: usize,
     /// Plaintext bytes of the caller's current write that are encrypted but
-    /// whose ciphertext is still in `out` (see `write`).
+    /// whose ciphertext has not all left (see `write`).
     inflight: usize,
+}
+
+/// One `send` of `data` (MSG_NOSIGNAL: a vanished peer is EPIPE, not a
+/// SIGPIPE).  EAGAIN is WANT_WRITE.
+fn send_some(fd: RawFd, data: &[u8]) -> Result<usize> {
+    loop {
+        // SAFETY: data is valid for its length.
+        let n = unsafe { libc::send(fd, data.as_ptr() as *const libc::c_void, data.len(), libc::MSG_NOSIGNAL) };
+        if n > 0 {
+            return Ok(n as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Err(Error::want_write()),
+            _ if n == 0 => return Err(Error::want_write()),
+            _ => return Err(Error::os("send", err)),
+        }
+    }
+}
+
+/// One `recv` into `room`: Ok(0) is EOF, EAGAIN is WANT_READ.
+fn recv_some(fd: RawFd, room: &mut [MaybeUninit<u8>]) -> Result<usize> {
+    loop {
+        // SAFETY: room is valid for writes of its length; recv initialises
+        // what it reports.
+        let n = unsafe { libc::recv(fd, room.as_mut_ptr() as *mut libc::c_void, room.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Err(Error::want_read()),
+            _ => return Err(Error::os("recv", err)),
+        }
+    }
 }
 
 impl Conn {
@@ -46,7 +76,7 @@ impl Conn {
             return Err(Error::arg("invalid file descriptor"));
         }
         set_nonblocking(fd)?;
-        Ok(Conn { session: Session::new(conf)?, fd, out: Vec::new(), out_sent: 0, inflight: 0 })
+        Ok(Conn { session: Session::new(conf)?, fd, inflight: 0 })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -61,7 +91,7 @@ impl Conn {
 
     /// Ciphertext produced but not yet accepted by the socket.
     pub fn unsent(&self) -> usize {
-        self.out.len() - self.out_sent + self.session.out_pending()
+        self.session.out_pending()
     }
 
     /// Record a failure on the session (for its last-error message).
@@ -71,32 +101,13 @@ impl Conn {
 
     /// Send pending ciphertext, oldest first, in as few `send`s as possible.
     pub fn flush(&mut self) -> Result<()> {
+        let fd = self.fd;
         loop {
-            while self.out_sent < self.out.len() {
-                let rest = &self.out[self.out_sent..];
-                // SAFETY: rest is valid for its length; MSG_NOSIGNAL turns a
-                // dead peer into EPIPE instead of SIGPIPE.
-                let n = unsafe {
-                    libc::send(self.fd, rest.as_ptr() as *const libc::c_void, rest.len(), libc::MSG_NOSIGNAL)
-                };
-                if n >= 0 {
-                    self.out_sent += n as usize;
-                    continue;
-                }
-                let err = std::io::Error::last_os_error();
-                match err.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => return Err(Error::want_write()),
-                    _ => return Err(self.fail(Error::os("send", err))),
-                }
-            }
-            self.out.clear();
-            self.out_sent = 0;
-            if self.out.capacity() > 4 * WRITE_CHUNK {
-                self.out = Vec::new();
-            }
-            if self.session.out_take_into(&mut self.out) == 0 {
-                return Ok(());
+            match self.session.out_with(|data| send_some(fd, data)) {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                Err(e) if e.is_want() => return Err(e),
+                Err(e) => return Err(self.fail(e)),
             }
         }
     }
@@ -109,35 +120,25 @@ impl Conn {
             return Ok(0);
         }
         let fd = self.fd;
-        RECV_BUF.with(|cell| {
-            let mut buf = cell.borrow_mut();
-            let mut total = 0;
-            while total < max {
-                let want = buf.len().min(max - total);
-                // SAFETY: buf is valid for `want` <= its length bytes.
-                let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, want, 0) };
-                if n > 0 {
-                    let n = n as usize;
-                    self.session.feed(&buf[..n])?;
+        let mut total = 0;
+        while total < max {
+            let want = RECV_CHUNK.min(max - total);
+            match self.session.feed_with(want, |room| recv_some(fd, room)) {
+                Ok(0) => {
+                    self.session.feed_eof();
+                    break;
+                }
+                Ok(n) => {
                     total += n;
                     if n < want {
                         break;
                     }
-                    continue;
                 }
-                if n == 0 {
-                    self.session.feed_eof();
-                    break;
-                }
-                let err = std::io::Error::last_os_error();
-                match err.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => break,
-                    _ => return Err(self.fail(Error::os("recv", err))),
-                }
+                Err(e) if e.code == COROTLS_WANT_READ => break,
+                Err(e) => return Err(self.fail(e)),
             }
-            Ok(total)
-        })
+        }
+        Ok(total)
     }
 
     /// Complete the handshake.  OK when done (and its last flight is on the
