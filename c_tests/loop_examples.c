@@ -116,16 +116,16 @@ TEST(test_https_get)
     CHECK(run(refused, out, sizeof out) == 1 && strstr(out, "connect"), "nobody listening: connect error, exit 1");
 }
 
-/* docs/loop.md's snippet (proposed for the README) compiles and serves. */
+/* README's loop snippet compiles and serves. */
 TEST(test_doc_snippet)
 {
-    FILE *f = fopen("docs/loop.md", "r");
-    REQUIRE(f, "docs/loop.md");
+    FILE *f = fopen("README.md", "r");
+    REQUIRE(f, "README.md");
     static char doc[65536];
     size_t n = fread(doc, 1, sizeof doc - 1, f);
     fclose(f);
     doc[n] = 0;
-    char *start = strstr(doc, "## In one snippet");
+    char *start = strstr(doc, "## The loop in one snippet");
     start = start ? strstr(start, "```c\n") : NULL;
     char *end = start ? strstr(start + 5, "```") : NULL;
     REQUIRE(start && end, "the snippet is there");
