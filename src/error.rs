@@ -81,20 +81,20 @@ impl Code {
 }
 
 static ALL_CODES: [Code; 14] = [
-        COROTLS_OK,
-        COROTLS_WANT_READ,
-        COROTLS_WANT_WRITE,
-        COROTLS_PENDING,
-        COROTLS_BUSY,
-        COROTLS_TIMEOUT,
-        COROTLS_CLOSED,
-        COROTLS_EOF,
-        COROTLS_ERR_ARG,
-        COROTLS_ERR_NOMEM,
-        COROTLS_ERR_IO,
-        COROTLS_ERR_TLS,
-        COROTLS_ERR_VERIFY,
-        COROTLS_ERR_CANCELLED,
+    COROTLS_OK,
+    COROTLS_WANT_READ,
+    COROTLS_WANT_WRITE,
+    COROTLS_PENDING,
+    COROTLS_BUSY,
+    COROTLS_TIMEOUT,
+    COROTLS_CLOSED,
+    COROTLS_EOF,
+    COROTLS_ERR_ARG,
+    COROTLS_ERR_NOMEM,
+    COROTLS_ERR_IO,
+    COROTLS_ERR_TLS,
+    COROTLS_ERR_VERIFY,
+    COROTLS_ERR_CANCELLED,
 ];
 
 /// A status other than plain success, with the detail a person needs.

@@ -13,10 +13,10 @@
 
 pub mod conf;
 pub mod error;
-#[cfg(feature = "capi")]
-pub mod ffi;
 #[path = "loop/mod.rs"]
 pub mod event_loop;
+#[cfg(feature = "capi")]
+pub mod ffi;
 pub mod net;
 pub mod ossl;
 pub mod session;

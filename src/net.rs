@@ -60,12 +60,7 @@ pub fn resolve(host: Option<&str>, service: &str, passive: bool, lookup: Lookup)
     // SAFETY: the strings are NUL-terminated and live across the call;
     // `res` receives a list we free below.
     let rc = unsafe {
-        libc::getaddrinfo(
-            chost.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            cserv.as_ptr(),
-            &hints,
-            &mut res,
-        )
+        libc::getaddrinfo(chost.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()), cserv.as_ptr(), &hints, &mut res)
     };
     if rc != 0 {
         if lookup == Lookup::NumericOnly && rc == libc::EAI_NONAME {
@@ -121,12 +116,7 @@ unsafe fn sockaddr_to_std(sa: *const libc::sockaddr_storage, len: libc::socklen_
             if let Some(v4) = ip.to_ipv4_mapped() {
                 return Some(SocketAddr::V4(SocketAddrV4::new(v4, u16::from_be(a.sin6_port))));
             }
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
+            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
         }
         _ => None,
     }

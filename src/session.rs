@@ -198,9 +198,7 @@ impl Session {
 
     /// ALPN protocols to offer, replacing the conf's list (client).
     pub fn set_alpn_wire(&mut self, wire: &[u8]) -> Result<()> {
-        self.before_handshake("the ALPN offer")
-            .and_then(|_| self.ssl().set_alpn_wire(wire))
-            .map_err(|e| self.fail(e))
+        self.before_handshake("the ALPN offer").and_then(|_| self.ssl().set_alpn_wire(wire)).map_err(|e| self.fail(e))
     }
 
     // ----- ciphertext side ----------------------------------------------

@@ -1,8 +1,6 @@
 //! `corotls_conf_builder` and `corotls_conf`.
 
-use super::{
-    bytes_arg, guard, guard_value, opt_bytes_arg, out_ptr, path_of, slice_arg, str_arg,
-};
+use super::{bytes_arg, guard, guard_value, opt_bytes_arg, out_ptr, path_of, slice_arg, str_arg};
 use crate::conf::{Conf, ConfBuilder, Identity, Role, Verify, Version};
 use crate::error::{Code, Error, Result};
 use libc::c_char;
@@ -80,10 +78,7 @@ pub(crate) fn conf_into_raw(c: Conf) -> *mut corotls_conf {
 /// On success `*out` is a new builder owned by the caller (free it with
 /// corotls_conf_builder_free).  On failure `*out` is NULL.
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conf_builder_new(
-    role: i32,
-    out: *mut *mut corotls_conf_builder,
-) -> Code {
+pub unsafe extern "C" fn corotls_conf_builder_new(role: i32, out: *mut *mut corotls_conf_builder) -> Code {
     guard(|| {
         let out = out_ptr(out)?;
         let b = ConfBuilder::new(role_of(role)?);
@@ -151,10 +146,7 @@ pub unsafe extern "C" fn corotls_conf_builder_add_identity_pem(
 
 /// Trust the CA certificates in a PEM file (read now, and again at build).
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conf_builder_add_ca_file(
-    b: *mut corotls_conf_builder,
-    path: *const c_char,
-) -> Code {
+pub unsafe extern "C" fn corotls_conf_builder_add_ca_file(b: *mut corotls_conf_builder, path: *const c_char) -> Code {
     guard(|| {
         let b = builder(b)?;
         b.add_ca_file(path_of(bytes_arg(path, "CA file")?))
@@ -164,10 +156,7 @@ pub unsafe extern "C" fn corotls_conf_builder_add_ca_file(
 /// Trust a directory of CA certificates named by subject hash (as made by
 /// `openssl rehash`).  Files are looked up during verification.
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conf_builder_add_ca_dir(
-    b: *mut corotls_conf_builder,
-    path: *const c_char,
-) -> Code {
+pub unsafe extern "C" fn corotls_conf_builder_add_ca_dir(b: *mut corotls_conf_builder, path: *const c_char) -> Code {
     guard(|| {
         let b = builder(b)?;
         b.add_ca_dir(path_of(bytes_arg(path, "CA directory")?))
@@ -215,16 +204,11 @@ pub unsafe extern "C" fn corotls_conf_builder_set_verify(b: *mut corotls_conf_bu
 
 /// Allow TLS versions from `min` to `max` (COROTLS_TLS1_2, COROTLS_TLS1_3).
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conf_builder_set_versions(
-    b: *mut corotls_conf_builder,
-    min: i32,
-    max: i32,
-) -> Code {
+pub unsafe extern "C" fn corotls_conf_builder_set_versions(b: *mut corotls_conf_builder, min: i32, max: i32) -> Code {
     guard(|| {
         let b = builder(b)?;
-        let v = |x: i32| {
-            Version::from_wire(x).ok_or_else(|| Error::arg(format!("TLS version 0x{x:04x} is not supported")))
-        };
+        let v =
+            |x: i32| Version::from_wire(x).ok_or_else(|| Error::arg(format!("TLS version 0x{x:04x} is not supported")));
         b.set_versions(v(min)?, v(max)?)
     })
 }
@@ -233,10 +217,7 @@ pub unsafe extern "C" fn corotls_conf_builder_set_versions(
 /// Checked now: a list that selects no cipher is COROTLS_ERR_ARG.
 /// TLS 1.3 suites are not affected (see corotls_conf_builder_set_suites).
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conf_builder_set_ciphers(
-    b: *mut corotls_conf_builder,
-    list: *const c_char,
-) -> Code {
+pub unsafe extern "C" fn corotls_conf_builder_set_ciphers(b: *mut corotls_conf_builder, list: *const c_char) -> Code {
     guard(|| {
         let b = builder(b)?;
         b.set_ciphers(str_arg(list, "cipher list")?)
@@ -246,10 +227,7 @@ pub unsafe extern "C" fn corotls_conf_builder_set_ciphers(
 /// Set the TLS 1.3 cipher suites (e.g. "TLS_AES_128_GCM_SHA256").
 /// Checked now.
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conf_builder_set_suites(
-    b: *mut corotls_conf_builder,
-    list: *const c_char,
-) -> Code {
+pub unsafe extern "C" fn corotls_conf_builder_set_suites(b: *mut corotls_conf_builder, list: *const c_char) -> Code {
     guard(|| {
         let b = builder(b)?;
         b.set_suites(str_arg(list, "suite list")?)
@@ -299,10 +277,7 @@ pub unsafe extern "C" fn corotls_conf_builder_set_alpn_wire(
 /// On success `*out` is a new conf owned by the caller (release it with
 /// corotls_conf_free).
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conf_builder_build(
-    b: *mut corotls_conf_builder,
-    out: *mut *mut corotls_conf,
-) -> Code {
+pub unsafe extern "C" fn corotls_conf_builder_build(b: *mut corotls_conf_builder, out: *mut *mut corotls_conf) -> Code {
     guard(|| {
         let out = out_ptr(out)?;
         let c = builder(b)?.build()?;

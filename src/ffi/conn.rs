@@ -82,7 +82,12 @@ pub unsafe extern "C" fn corotls_conn_handshake(c: *mut corotls_conn) -> Code {
 /// from the socket until it is drained (a short read or EAGAIN, at most
 /// 1 MiB per call) before decrypting.
 #[no_mangle]
-pub unsafe extern "C" fn corotls_conn_read(c: *mut corotls_conn, buf: *mut u8, cap: usize, out_len: *mut usize) -> Code {
+pub unsafe extern "C" fn corotls_conn_read(
+    c: *mut corotls_conn,
+    buf: *mut u8,
+    cap: usize,
+    out_len: *mut usize,
+) -> Code {
     put(out_len, 0);
     with_conn(c, |conn| {
         let n = conn.read(slice_mut_arg(buf, cap, "buffer")?)?;

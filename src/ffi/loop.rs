@@ -83,9 +83,8 @@ pub struct corotls_loop {
 ///   send, `data` is NULL and `len` counts the plaintext bytes committed to
 ///   the stream: all of them on OK, on TIMEOUT the prefix that will still
 ///   reach the peer.  Otherwise NULL and 0.
-pub type corotls_loop_cb = Option<
-    unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize),
->;
+pub type corotls_loop_cb =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize)>;
 
 /// What corotls_loop_info reports (a corotls_info value).
 #[repr(C)]

@@ -1,9 +1,7 @@
 //! `corotls_session`: one TLS session over memory buffers (sans-IO).
 
 use super::conf::{conf_ref, corotls_conf};
-use super::{
-    bytes_arg, finish, guard, guard_value, internal_error, out_ptr, put, slice_arg, slice_mut_arg,
-};
+use super::{bytes_arg, finish, guard, guard_value, internal_error, out_ptr, put, slice_arg, slice_mut_arg};
 use crate::error::{Code, Error, Result};
 use crate::session::Session;
 use libc::c_char;
@@ -21,10 +19,7 @@ pub(crate) fn session_into_raw(s: Session) -> *mut corotls_session {
 
 /// Run `f` on the session behind `s`: NULL is ERR_ARG; a panic is latched
 /// in the session as a fatal error, so it refuses further work.
-pub(crate) unsafe fn with_session(
-    s: *mut corotls_session,
-    f: impl FnOnce(&mut Session) -> Result<()>,
-) -> Code {
+pub(crate) unsafe fn with_session(s: *mut corotls_session, f: impl FnOnce(&mut Session) -> Result<()>) -> Code {
     let p = s as *mut Session;
     if p.is_null() {
         return finish(Err(Error::arg("session is NULL")));
@@ -86,11 +81,7 @@ pub unsafe extern "C" fn corotls_session_set_verify_host(s: *mut corotls_session
 /// Client only, before the handshake: offer these ALPN protocols (wire
 /// format, validated) instead of the conf's.
 #[no_mangle]
-pub unsafe extern "C" fn corotls_session_set_alpn_wire(
-    s: *mut corotls_session,
-    wire: *const u8,
-    len: usize,
-) -> Code {
+pub unsafe extern "C" fn corotls_session_set_alpn_wire(s: *mut corotls_session, wire: *const u8, len: usize) -> Code {
     with_session(s, |sess| sess.set_alpn_wire(slice_arg(wire, len, "ALPN list")?))
 }
 
@@ -203,11 +194,7 @@ pub unsafe extern "C" fn corotls_session_plain_size(s: *const corotls_session) -
 /// WANT_READ, CLOSED, EOF or the fatal error, with `*len` 0.  The view is
 /// valid until the next call on the session other than the accessors.
 #[no_mangle]
-pub unsafe extern "C" fn corotls_session_peek(
-    s: *mut corotls_session,
-    data: *mut *const u8,
-    len: *mut usize,
-) -> Code {
+pub unsafe extern "C" fn corotls_session_peek(s: *mut corotls_session, data: *mut *const u8, len: *mut usize) -> Code {
     put(data, std::ptr::null());
     put(len, 0);
     with_session(s, |sess| {

@@ -54,12 +54,21 @@ pub(super) struct Op {
 }
 
 pub(super) enum OpKind {
-    Accept { conf: Option<Conf> },
-    Connect { addrs: Vec<SocketAddr>, next: usize },
+    Accept {
+        conf: Option<Conf>,
+    },
+    Connect {
+        addrs: Vec<SocketAddr>,
+        next: usize,
+    },
     Handshake,
     /// `data` is what was left to send when the operation went pending;
     /// `before` plaintext bytes had gone out inline.
-    Send { data: Vec<u8>, done: usize, before: usize },
+    Send {
+        data: Vec<u8>,
+        done: usize,
+        before: usize,
+    },
     Read(ReadState),
 }
 

@@ -19,9 +19,9 @@
 mod entry;
 mod resolver;
 mod table;
-mod timers;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 use crate::conf::{Conf, Role};
 use crate::error::{Code, Code::*, Error, Result};
@@ -309,7 +309,13 @@ impl Loop {
 
     /// Accept one connection and wrap it in a server session of `conf`
     /// (None: the listener's conf).  The handshake is not driven.
-    pub fn accept(&self, lfd: RawFd, conf: Option<&Conf>, timeout: Option<Duration>, cb: Callback) -> Result<Ready<RawFd>> {
+    pub fn accept(
+        &self,
+        lfd: RawFd,
+        conf: Option<&Conf>,
+        timeout: Option<Duration>,
+        cb: Callback,
+    ) -> Result<Ready<RawFd>> {
         if let Some(c) = conf {
             check_role(c, Role::Server, "accept")?;
         }

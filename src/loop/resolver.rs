@@ -78,9 +78,7 @@ impl Resolver {
             let inner = self.inner.clone();
             let id = st.next_worker;
             st.next_worker += 1;
-            let spawned = std::thread::Builder::new()
-                .name("corotls-resolve".into())
-                .spawn(move || worker(inner, id));
+            let spawned = std::thread::Builder::new().name("corotls-resolve".into()).spawn(move || worker(inner, id));
             match spawned {
                 Ok(h) => {
                     st.threads += 1;

@@ -323,7 +323,6 @@ fn shutdown_cancels_everything_once() {
     assert_eq!(codes, vec![COROTLS_ERR_CANCELLED; 3]);
 }
 
-
 #[test]
 fn inline_chunk_can_be_echoed_by_the_next_send() {
     let lp = Loop::new().unwrap();

@@ -100,21 +100,21 @@ unsafe impl Sync for Method {}
 fn method() -> &'static Method {
     static METHOD: OnceLock<Method> = OnceLock::new();
     METHOD.get_or_init(|| {
-            // SAFETY: registers a new BIO type with our callbacks; the table
-            // lives for the whole process (never freed).
-            unsafe {
-                let kind = super::BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
-                let m = sys::BIO_meth_new(kind, c"corotls fifo".as_ptr());
-                if !m.is_null() {
-                    sys::BIO_meth_set_write__fixed_rust(m, Some(fifo_write));
-                    sys::BIO_meth_set_read__fixed_rust(m, Some(fifo_read));
-                    sys::BIO_meth_set_ctrl__fixed_rust(m, Some(fifo_ctrl));
-                    sys::BIO_meth_set_create__fixed_rust(m, Some(fifo_create));
-                    sys::BIO_meth_set_destroy__fixed_rust(m, Some(fifo_destroy));
-                }
-                Method(m, kind)
+        // SAFETY: registers a new BIO type with our callbacks; the table
+        // lives for the whole process (never freed).
+        unsafe {
+            let kind = super::BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
+            let m = sys::BIO_meth_new(kind, c"corotls fifo".as_ptr());
+            if !m.is_null() {
+                sys::BIO_meth_set_write__fixed_rust(m, Some(fifo_write));
+                sys::BIO_meth_set_read__fixed_rust(m, Some(fifo_read));
+                sys::BIO_meth_set_ctrl__fixed_rust(m, Some(fifo_ctrl));
+                sys::BIO_meth_set_create__fixed_rust(m, Some(fifo_create));
+                sys::BIO_meth_set_destroy__fixed_rust(m, Some(fifo_destroy));
             }
-        })
+            Method(m, kind)
+        }
+    })
 }
 
 /// A new FIFO BIO, or NULL if OpenSSL could not allocate one.

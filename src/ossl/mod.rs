@@ -16,16 +16,8 @@ pub use ssl::{SslRef, Step};
 // Functions openssl-sys 0.9 does not declare (all exist in OpenSSL 3.0).
 extern "C" {
     pub fn BIO_ctrl_pending(b: *mut sys::BIO) -> size_t;
-    pub fn X509_VERIFY_PARAM_set1_ip_asc(
-        param: *mut sys::X509_VERIFY_PARAM,
-        ipasc: *const c_char,
-    ) -> c_int;
-    pub fn X509_NAME_print_ex(
-        out: *mut sys::BIO,
-        nm: *const sys::X509_NAME,
-        indent: c_int,
-        flags: c_ulong,
-    ) -> c_int;
+    pub fn X509_VERIFY_PARAM_set1_ip_asc(param: *mut sys::X509_VERIFY_PARAM, ipasc: *const c_char) -> c_int;
+    pub fn X509_NAME_print_ex(out: *mut sys::BIO, nm: *const sys::X509_NAME, indent: c_int, flags: c_ulong) -> c_int;
     pub fn SSL_in_init(s: *const sys::SSL) -> c_int;
     pub fn SSL_CTX_load_verify_dir(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
     pub fn SSL_CTX_load_verify_file(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
@@ -67,25 +59,14 @@ pub fn take_errors() -> Option<String> {
         let mut flags: c_int = 0;
         // SAFETY: out-pointers are valid locals; returned strings are static
         // or owned by the queue entry, copied before the next call.
-        let e = unsafe {
-            sys::ERR_get_error_all(
-                ptr::null_mut(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                &mut data,
-                &mut flags,
-            )
-        };
+        let e =
+            unsafe { sys::ERR_get_error_all(ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), &mut data, &mut flags) };
         if e == 0 {
             break;
         }
         // SAFETY: ERR_reason_error_string returns a static string or NULL.
         let reason = unsafe { cstr_or(sys::ERR_reason_error_string(e), "") };
-        let mut text = if reason.is_empty() {
-            format!("OpenSSL error 0x{e:08x}")
-        } else {
-            reason
-        };
+        let mut text = if reason.is_empty() { format!("OpenSSL error 0x{e:08x}") } else { reason };
         if !data.is_null() && flags & sys::ERR_TXT_STRING != 0 {
             // SAFETY: with ERR_TXT_STRING, data is a NUL-terminated string.
             let extra = unsafe { cstr_or(data, "") };
@@ -232,9 +213,7 @@ pub fn parse_certs_pem(pem: &[u8], what: &str) -> Result<Vec<X509>> {
     let mut certs = Vec::new();
     loop {
         // SAFETY: valid BIO; no password callback is needed for certificates.
-        let x = unsafe {
-            sys::PEM_read_bio_X509(bio.as_ptr(), ptr::null_mut(), None, ptr::null_mut())
-        };
+        let x = unsafe { sys::PEM_read_bio_X509(bio.as_ptr(), ptr::null_mut(), None, ptr::null_mut()) };
         // SAFETY: x is NULL or a new certificate we now own.
         match unsafe { X509::from_ptr(x) } {
             Some(c) => certs.push(c),
@@ -255,12 +234,7 @@ pub fn parse_certs_pem(pem: &[u8], what: &str) -> Result<Vec<X509>> {
 
 /// The password callback handed to PEM readers: supplies the configured
 /// password, or none (so OpenSSL never prompts on a terminal).
-unsafe extern "C" fn password_cb(
-    buf: *mut c_char,
-    size: c_int,
-    _rwflag: c_int,
-    user: *mut c_void,
-) -> c_int {
+unsafe extern "C" fn password_cb(buf: *mut c_char, size: c_int, _rwflag: c_int, user: *mut c_void) -> c_int {
     // SAFETY: `user` points at the Option<&[u8]> that parse_key_pem keeps
     // alive for the duration of the PEM read.
     let pw = unsafe { &*(user as *const Option<&[u8]>) };
@@ -336,8 +310,7 @@ pub fn subject_line(cert: &X509) -> String {
         let mut p: *mut c_char = ptr::null_mut();
         let n = sys::BIO_ctrl(bio, BIO_CTRL_INFO, 0, &mut p as *mut *mut c_char as *mut c_void);
         let s = if n > 0 && !p.is_null() {
-            String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, n as usize))
-                .into_owned()
+            String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, n as usize)).into_owned()
         } else {
             String::new()
         };
@@ -350,15 +323,8 @@ pub fn subject_line(cert: &X509) -> String {
 /// falling back to the subject CN when the certificate has no DNS SAN.
 pub fn cert_matches_host(cert: &X509, name: &[u8]) -> bool {
     // SAFETY: valid cert; name is a byte slice with explicit length.
-    let r = unsafe {
-        sys::X509_check_host(
-            cert.as_ptr(),
-            name.as_ptr() as *const c_char,
-            name.len(),
-            0,
-            ptr::null_mut(),
-        )
-    };
+    let r =
+        unsafe { sys::X509_check_host(cert.as_ptr(), name.as_ptr() as *const c_char, name.len(), 0, ptr::null_mut()) };
     clear_errors();
     r == 1
 }

@@ -6,8 +6,8 @@
 //! turns the outcome into `Result`, moving the queue into the `Error`.
 
 use super::{
-    clear_errors, cstr_or, take_errors, verify_error_string, BIO_ctrl_pending, Ctx, X509,
-    X509_VERIFY_PARAM_set1_ip_asc, MEM_EOF_RETRY,
+    clear_errors, cstr_or, take_errors, verify_error_string, BIO_ctrl_pending, Ctx, X509_VERIFY_PARAM_set1_ip_asc,
+    MEM_EOF_RETRY, X509,
 };
 use crate::error::{Code::*, Error, Result};
 use libc::{c_char, c_int, c_long, c_void};
@@ -242,10 +242,8 @@ impl SslRef {
         if param.is_null() {
             return Err(Error::nomem());
         }
-        let is_ip = std::str::from_utf8(&c.as_bytes()[..])
-            .ok()
-            .and_then(|s| s.parse::<std::net::IpAddr>().ok())
-            .is_some();
+        let is_ip =
+            std::str::from_utf8(&c.as_bytes()[..]).ok().and_then(|s| s.parse::<std::net::IpAddr>().ok()).is_some();
         // SAFETY: param is live; c is NUL-terminated with the given length.
         let ok = unsafe {
             if is_ip {
@@ -482,7 +480,7 @@ mod tests {
         assert_eq!(back.get().as_ptr(), p);
         assert!(!back.get().rbio().is_null() && !back.get().wbio().is_null());
         drop(back); // frees the SSL and both BIOs (checked under valgrind/ASan)
-        // SAFETY: NULL is allowed and gives None.
+                    // SAFETY: NULL is allowed and gives None.
         assert!(unsafe { Ssl::from_ptr(ptr::null_mut()) }.is_none());
     }
 
@@ -494,7 +492,11 @@ mod tests {
         // SAFETY: live SSL; the param and its host list belong to it.
         let host = |s: SslRef| unsafe {
             let p = X509_VERIFY_PARAM_get0_host(sys::SSL_get0_param(s.as_ptr()), 0);
-            if p.is_null() { None } else { Some(std::ffi::CStr::from_ptr(p).to_bytes().to_vec()) }
+            if p.is_null() {
+                None
+            } else {
+                Some(std::ffi::CStr::from_ptr(p).to_bytes().to_vec())
+            }
         };
         assert_eq!(host(s).as_deref(), Some(&b"example.test"[..]));
         s.clear_verify_host().expect("clear");

@@ -515,7 +515,10 @@ impl Rng {
 /// never a panic, never a hang.
 fn poke(s: &mut Session) {
     let allowed = |e: &Error| {
-        matches!(e.code, COROTLS_WANT_READ | COROTLS_CLOSED | COROTLS_EOF | COROTLS_ERR_TLS | COROTLS_ERR_VERIFY | COROTLS_ERR_ARG)
+        matches!(
+            e.code,
+            COROTLS_WANT_READ | COROTLS_CLOSED | COROTLS_EOF | COROTLS_ERR_TLS | COROTLS_ERR_VERIFY | COROTLS_ERR_ARG
+        )
     };
     let mut buf = [0u8; 512];
     for r in [s.handshake().map(|_| 0), s.read(&mut buf), s.fill_plain(), s.write(b"x")] {

@@ -130,14 +130,52 @@ macro_rules! assert_layout {
 
 assert_layout!(MlnString, 24, data = 0, len = 8, bits = 16);
 assert_layout!(MlnFile, 24, fd = 16);
-assert_layout!(MlnBuf, 88, left_pos = 0, pos = 8, last = 16, start = 24, end = 32, shadow = 40,
-    file_left_pos = 48, file_pos = 56, file_last = 64, file = 72, flags = 80);
+assert_layout!(
+    MlnBuf,
+    88,
+    left_pos = 0,
+    pos = 8,
+    last = 16,
+    start = 24,
+    end = 32,
+    shadow = 40,
+    file_left_pos = 48,
+    file_pos = 56,
+    file_last = 64,
+    file = 72,
+    flags = 80
+);
 assert_layout!(MlnChain, 16, buf = 0, next = 8);
-assert_layout!(TcpConn, 112, pool = 0, rcv_head = 8, rcv_tail = 16, snd_head = 24, snd_tail = 32,
-    sent_head = 40, sent_tail = 48, sockfd = 56, nb_bits = 60, ssl = 64, tls_conf = 72,
-    tls_pending = 80, tls_pending_off = 88, tls_pending_len = 96, tls_bits = 104);
-assert_layout!(TlsConf, 48, ctx = 0, cert_file = 8, key_file = 16, ca_file = 24, ciphers = 32,
-    versions = 40, bits = 44);
+assert_layout!(
+    TcpConn,
+    112,
+    pool = 0,
+    rcv_head = 8,
+    rcv_tail = 16,
+    snd_head = 24,
+    snd_tail = 32,
+    sent_head = 40,
+    sent_tail = 48,
+    sockfd = 56,
+    nb_bits = 60,
+    ssl = 64,
+    tls_conf = 72,
+    tls_pending = 80,
+    tls_pending_off = 88,
+    tls_pending_len = 96,
+    tls_bits = 104
+);
+assert_layout!(
+    TlsConf,
+    48,
+    ctx = 0,
+    cert_file = 8,
+    key_file = 16,
+    ca_file = 24,
+    ciphers = 32,
+    versions = 40,
+    bits = 44
+);
 const _: () = assert!(std::mem::align_of::<TcpConn>() == 8);
 const _: () = assert!(size_of::<off_t>() == 8);
 

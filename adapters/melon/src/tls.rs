@@ -74,12 +74,7 @@ unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
                 break;
             }
             // MSG_NOSIGNAL: a vanished peer is EPIPE (ERROR), not SIGPIPE.
-            let n = libc::send(
-                (*tc).sockfd,
-                (*tc).tls_pending.add(off) as *const c_void,
-                len,
-                libc::MSG_NOSIGNAL,
-            );
+            let n = libc::send((*tc).sockfd, (*tc).tls_pending.add(off) as *const c_void, len, libc::MSG_NOSIGNAL);
             if n > 0 {
                 (*tc).tls_pending_off = off + n as usize;
                 (*tc).tls_pending_len = len - n as usize;
