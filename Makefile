@@ -35,7 +35,7 @@ VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-ki
 CHECKS   :=
 EXAMPLES :=
 
-.PHONY: all lib examples demo check install clean bench cargo-test header-check dlopen-check install-check
+.PHONY: all lib examples demo check install clean bench cargo-test header-check dlopen-check install-check fmt-check
 
 all: lib examples
 
@@ -72,6 +72,11 @@ header-check: $(LIB_SO)
 	  git --no-pager diff --stat -- $(HEADER); exit 1; }
 	@echo "header: include/corotls.h matches the build"
 
+# Rust sources stay rustfmt-clean (skipped where rustfmt is not installed).
+fmt-check:
+	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all --check && echo "rustfmt: clean"; \
+	 else echo "rustfmt: not installed, skipped"; fi
+
 # libcorotls.so must load alone: no undefined symbols beyond libc/libssl/libcrypto.
 dlopen-check: $(OUT)/dlopen_check
 	@$(OUT)/dlopen_check $(abspath $(LIB_SO))
@@ -80,7 +85,7 @@ dlopen-check: $(OUT)/dlopen_check
 install-check: $(LIB_SO)
 	@c_tests/install_check.sh
 
-check: cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
+check: fmt-check cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
 	@echo "make check: all suites passed"
 
 demo: $(EX_OUT)/two_coroutines

@@ -245,7 +245,7 @@ impl ConfBuilder {
             let entries = self
                 .identities
                 .iter()
-                .zip(ctxs.into_iter())
+                .zip(ctxs)
                 .enumerate()
                 .map(|(i, (id, ctx))| SniEntry { leaf: id.leaf.clone(), ctx: if i == 0 { None } else { Some(ctx) } })
                 .collect::<Vec<SniEntry>>();

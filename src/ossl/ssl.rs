@@ -242,8 +242,7 @@ impl SslRef {
         if param.is_null() {
             return Err(Error::nomem());
         }
-        let is_ip =
-            std::str::from_utf8(&c.as_bytes()[..]).ok().and_then(|s| s.parse::<std::net::IpAddr>().ok()).is_some();
+        let is_ip = std::str::from_utf8(c.as_bytes()).ok().and_then(|s| s.parse::<std::net::IpAddr>().ok()).is_some();
         // SAFETY: param is live; c is NUL-terminated with the given length.
         let ok = unsafe {
             if is_ip {
