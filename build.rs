@@ -16,8 +16,7 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libcorotls.so.0");
     }
 
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml"))
-        .expect("cbindgen.toml is readable");
+    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml is readable");
     // Only the C ABI and the result enum are parsed: the engine's own
     // `extern "C"` declarations of OpenSSL functions must not leak in.
     let bindings = cbindgen::Builder::new()
