@@ -119,15 +119,14 @@ static void check_macros(void)
 }
 
 /*
- * ---- HOOK: comparison with the Rust face -------------------------------
- * A later step links this program against a corotls object that exports
- * corotls_melon_layout_report() and builds it with
- * -DCOROTLS_MELON_LAYOUT_REPORT. The Rust face then reports the offsets it
- * actually uses, under the names of layout_check.h ("<type>.sizeof",
+ * ---- comparison with the Rust face --------------------------------------
+ * Built with -DCOROTLS_MELON_LAYOUT_REPORT and linked against
+ * libcorotls_melon (target/c_tests/melon_layout_face), this program also
+ * reads corotls_melon_layout_report(): the offsets the Rust face actually
+ * uses, under the names of layout_check.h ("<type>.sizeof",
  * "<type>.<field>", "<type>.<field>@bit", "<type>.<field>@width"), as an
  * array of `count` items. Every reported item must equal what C measured,
  * and every C record of the types in required_types[] must be reported.
- * The Rust side is not implemented here.
  */
 #ifdef COROTLS_MELON_LAYOUT_REPORT
 struct corotls_melon_layout_item {

@@ -13,7 +13,7 @@ use crate::ossl::{self, Ctx, PKey, X509};
 use libc::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 use openssl_sys as sys;
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr;
 use std::sync::{Arc, OnceLock};
 
@@ -550,9 +550,4 @@ unsafe extern "C" fn alpn_select_cb(
         }
     });
     r.unwrap_or(sys::SSL_TLSEXT_ERR_NOACK)
-}
-
-/// Paths handed over from C as optional strings.
-pub fn opt_path(p: Option<&str>) -> Option<PathBuf> {
-    p.filter(|s| !s.is_empty()).map(PathBuf::from)
 }

@@ -263,10 +263,6 @@ impl Session {
     pub fn out_read(&mut self, dst: &mut [u8]) -> usize {
         self.ssl().out_read(dst)
     }
-    /// Append all produced ciphertext to `out`.
-    pub fn out_take_into(&mut self, out: &mut Vec<u8>) -> usize {
-        self.ssl().out_take_into(out)
-    }
 
     // ----- handshake ----------------------------------------------------
 

@@ -205,18 +205,6 @@ impl SslRef {
         }
     }
 
-    /// Append every produced ciphertext byte to `out`.
-    pub fn out_take_into(self, out: &mut Vec<u8>) -> usize {
-        let n = self.out_pending();
-        if n == 0 {
-            return 0;
-        }
-        let start = out.len();
-        out.resize(start + n, 0);
-        let got = self.out_read(&mut out[start..]);
-        out.truncate(start + got);
-        got
-    }
 
     /// Server Name Indication for a client (checked by `check_host_name`).
     pub fn set_sni(self, name: &[u8]) -> Result<()> {
