@@ -205,7 +205,6 @@ impl SslRef {
         }
     }
 
-
     /// Server Name Indication for a client (checked by `check_host_name`).
     pub fn set_sni(self, name: &[u8]) -> Result<()> {
         let c = check_host_name(name)?;
