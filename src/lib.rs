@@ -4,7 +4,7 @@
 //! Layers, each depending only on those above it:
 //! - [`ossl`]: the only home of raw OpenSSL calls;
 //! - [`conf`]: the configuration builder and the immutable, shared `Conf`;
-//! - [`session`]: one TLS session over memory BIOs (sans-IO);
+//! - [`session`]: one TLS session over in-memory FIFO BIOs (sans-IO);
 //! - [`transport`]: a session bound to a non-blocking socket, and [`net`]:
 //!   the socket helpers (listen, connect, accept, name resolution);
 //! - [`event_loop`] (`src/loop/`): the reactor that gives coroutine hosts

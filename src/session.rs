@@ -1,4 +1,4 @@
-//! One TLS session over memory BIOs: ciphertext in (`feed`), ciphertext out
+//! One TLS session over in-memory FIFO BIOs: ciphertext in (`feed`), ciphertext out
 //! (`out_*`), plaintext through `write` / `read` / the plaintext buffer.
 //! It knows nothing of sockets.
 //!
@@ -319,7 +319,7 @@ impl Session {
 
     // ----- plaintext out ------------------------------------------------
 
-    /// Encrypt all of `pt` (the memory BIO takes any amount).  Drives the
+    /// Encrypt all of `pt` (the output FIFO takes any amount).  Drives the
     /// handshake first; WANT_READ if it is not finished.
     pub fn write(&mut self, pt: &[u8]) -> Result<usize> {
         self.check_fatal()?;

@@ -1,4 +1,4 @@
-//! One `SSL` object and its two memory BIOs, one OpenSSL call at a time.
+//! One `SSL` object and its two in-memory BIOs, one OpenSSL call at a time.
 //!
 //! `SslRef` is a borrowed view: it is how every face drives a session,
 //! including the Melon face, whose callers may attach an `SSL *` (and BIOs)
