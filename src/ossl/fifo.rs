@@ -50,7 +50,7 @@ impl Fifo {
     }
 
     /// Make room for `n` more bytes, reusing the consumed front first.
-    fn reserve(&mut self, n: usize) {
+    pub fn reserve(&mut self, n: usize) {
         if self.start > 0 && self.buf.capacity() - self.buf.len() < n {
             self.buf.drain(..self.start);
             self.start = 0;
