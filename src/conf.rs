@@ -145,10 +145,6 @@ impl ConfBuilder {
         Ok(())
     }
 
-    pub fn identity_count(&self) -> usize {
-        self.identities.len()
-    }
-
     /// Trust the CA certificates in a PEM file.
     pub fn add_ca_file(&mut self, path: &Path) -> Result<()> {
         let pem = read_file(path, "CA file")?;

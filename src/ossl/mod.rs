@@ -6,7 +6,7 @@ pub mod fifo;
 pub mod ssl;
 
 use crate::error::{Error, Result};
-use libc::{c_char, c_int, c_long, c_uint, c_ulong, c_void, size_t};
+use libc::{c_char, c_int, c_long, c_ulong, c_void, size_t};
 use openssl_sys as sys;
 use std::ffi::CStr;
 use std::ptr;
@@ -18,7 +18,6 @@ extern "C" {
     pub fn BIO_ctrl_pending(b: *mut sys::BIO) -> size_t;
     pub fn X509_VERIFY_PARAM_set1_ip_asc(param: *mut sys::X509_VERIFY_PARAM, ipasc: *const c_char) -> c_int;
     pub fn X509_NAME_print_ex(out: *mut sys::BIO, nm: *const sys::X509_NAME, indent: c_int, flags: c_ulong) -> c_int;
-    pub fn SSL_in_init(s: *const sys::SSL) -> c_int;
     pub fn SSL_CTX_load_verify_dir(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
     pub fn SSL_CTX_load_verify_file(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
     pub fn BIO_free(b: *mut sys::BIO) -> c_int;
@@ -372,8 +371,4 @@ pub fn alpn_wire_from_names<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> Re
     }
     check_alpn_wire(&wire)?;
     Ok(wire)
-}
-
-pub(crate) fn c_uint_len(len: usize) -> c_uint {
-    len as c_uint
 }

@@ -268,22 +268,12 @@ impl SslRef {
     pub fn set_alpn_wire(self, wire: &[u8]) -> Result<()> {
         super::check_alpn_wire(wire)?;
         // SAFETY: live SSL; wire valid for its length.  Returns 0 on success.
-        let r = unsafe { sys::SSL_set_alpn_protos(self.0, wire.as_ptr(), super::c_uint_len(wire.len())) };
+        let r = unsafe { sys::SSL_set_alpn_protos(self.0, wire.as_ptr(), wire.len() as libc::c_uint) };
         if r == 0 {
             Ok(())
         } else {
             Err(super::error(COROTLS_ERR_NOMEM, "cannot set the ALPN list"))
         }
-    }
-
-    pub fn is_init_finished(self) -> bool {
-        // SAFETY: live SSL.
-        unsafe { sys::SSL_is_init_finished(self.0) == 1 }
-    }
-
-    pub fn is_server(self) -> bool {
-        // SAFETY: live SSL.
-        unsafe { sys::SSL_is_server(self.0) == 1 }
     }
 
     /// The peer's close_notify has been read.
