@@ -11,7 +11,7 @@ use openssl_sys as sys;
 use std::ffi::CStr;
 use std::ptr;
 
-pub use ssl::{SslRef, Step};
+pub use ssl::SslRef;
 
 // Functions openssl-sys 0.9 does not declare (all exist in OpenSSL 3.0).
 extern "C" {

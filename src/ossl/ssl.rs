@@ -14,9 +14,6 @@ use libc::{c_char, c_int, c_long, c_void};
 use openssl_sys as sys;
 use std::ptr;
 
-/// Outcome vocabulary of `SslRef` steps, re-exported for readers of faces.
-pub type Step<T> = Result<T>;
-
 /// A borrowed `SSL *`.  Copyable; the owner guarantees it stays alive and is
 /// used by one thread at a time.
 #[derive(Clone, Copy, Debug)]
@@ -220,16 +217,12 @@ impl SslRef {
 
     /// Verify the peer's certificate against `name`: an IP literal is matched
     /// against IP SANs, anything else against DNS names per RFC 6125 with no
-    /// partial wildcards.  Takes effect when the conf verifies peers.
+    /// partial wildcards.  Replaces any name or address set before.  Takes
+    /// effect when the conf verifies peers.
     pub fn set_verify_host(self, name: &[u8]) -> Result<()> {
         let c = check_host_name(name)?;
-        clear_errors();
-        // SAFETY: live SSL; the param belongs to it.
-        let param = unsafe { sys::SSL_get0_param(self.0) };
-        if param.is_null() {
-            return Err(Error::nomem());
-        }
         let is_ip = std::str::from_utf8(c.as_bytes()).ok().and_then(|s| s.parse::<std::net::IpAddr>().ok()).is_some();
+        let param = self.cleared_peer_identity()?;
         // SAFETY: param is live; c is NUL-terminated with the given length.
         let ok = unsafe {
             if is_ip {
@@ -246,19 +239,29 @@ impl SslRef {
         }
     }
 
-    /// Remove the host name set by `set_verify_host` (and any other
-    /// expected DNS name): the certificate chain is still verified when the
-    /// conf verifies peers, but not matched against a name.
+    /// Remove the name or address set by `set_verify_host`: the certificate
+    /// chain is still verified when the conf verifies peers, but not matched
+    /// against a name.
     pub fn clear_verify_host(self) -> Result<()> {
+        self.cleared_peer_identity().map(|_| ())
+    }
+
+    /// This SSL's verify parameters with no expected DNS name and no
+    /// expected IP address.
+    fn cleared_peer_identity(self) -> Result<*mut sys::X509_VERIFY_PARAM> {
         clear_errors();
         // SAFETY: live SSL; the param belongs to it.
         let param = unsafe { sys::SSL_get0_param(self.0) };
         if param.is_null() {
             return Err(Error::nomem());
         }
-        // SAFETY: live param; a NULL name with length 0 clears the list.
-        if unsafe { sys::X509_VERIFY_PARAM_set1_host(param, ptr::null(), 0) } == 1 {
-            Ok(())
+        // SAFETY: live param; NULL with length 0 clears the host list / the IP.
+        let ok = unsafe {
+            sys::X509_VERIFY_PARAM_set1_host(param, ptr::null(), 0) == 1
+                && sys::X509_VERIFY_PARAM_set1_ip(param, ptr::null(), 0) == 1
+        };
+        if ok {
+            Ok(param)
         } else {
             Err(super::error(COROTLS_ERR_ARG, "cannot clear the host name to verify"))
         }
@@ -455,8 +458,9 @@ mod tests {
         let back = unsafe { Ssl::from_ptr(p) }.expect("non-NULL");
         assert_eq!(back.get().as_ptr(), p);
         assert!(!back.get().rbio().is_null() && !back.get().wbio().is_null());
-        drop(back); // frees the SSL and both BIOs (checked under valgrind/ASan)
-                    // SAFETY: NULL is allowed and gives None.
+        // Frees the SSL and both BIOs (checked under valgrind/ASan).
+        drop(back);
+        // SAFETY: NULL is allowed and gives None.
         assert!(unsafe { Ssl::from_ptr(ptr::null_mut()) }.is_none());
     }
 

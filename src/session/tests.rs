@@ -277,6 +277,25 @@ fn ip_and_dns_verification_succeed() {
 }
 
 #[test]
+fn a_new_verify_host_replaces_the_old_one() {
+    // A name, then an address: only the address counts.
+    connected(&client_conf(), &server_conf(), |c| {
+        c.set_verify_host(b"wrong.example").unwrap();
+        c.set_verify_host(b"127.0.0.1").unwrap();
+    });
+    // An address, then a name: only the name counts.
+    connected(&client_conf(), &server_conf(), |c| {
+        c.set_verify_host(b"10.9.8.7").unwrap();
+        c.set_verify_host(b"localhost").unwrap();
+    });
+    // Cleared: the chain is verified, no name or address is matched.
+    connected(&client_conf(), &server_conf(), |c| {
+        c.set_verify_host(b"10.9.8.7").unwrap();
+        c.ssl().clear_verify_host().unwrap();
+    });
+}
+
+#[test]
 fn intermediate_chain_is_sent() {
     let sc = server_conf_with(&[("chained-full.crt", "chained.key")], |_| {});
     connected(&client_conf(), &sc, |c| c.set_verify_host(b"localhost").unwrap());
