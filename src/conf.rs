@@ -35,6 +35,18 @@ pub enum Verify {
     Require,
 }
 
+impl Verify {
+    /// The meaning of Melang's boolean `verify`: a client verifies the
+    /// server; a server requires a client certificate.
+    pub fn from_flag(verify: bool, role: Role) -> Verify {
+        match (verify, role) {
+            (false, _) => Verify::None,
+            (true, Role::Client) => Verify::Peer,
+            (true, Role::Server) => Verify::Require,
+        }
+    }
+}
+
 /// TLS protocol versions corotls speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Version {
@@ -420,11 +432,7 @@ impl Conf {
         if let Some(c) = ciphers.filter(|c| !c.is_empty()) {
             b.set_ciphers(c)?;
         }
-        b.set_verify(match (verify, role) {
-            (false, _) => Verify::None,
-            (true, Role::Client) => Verify::Peer,
-            (true, Role::Server) => Verify::Require,
-        });
+        b.set_verify(Verify::from_flag(verify, role));
         b.build()
     }
 }

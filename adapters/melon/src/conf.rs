@@ -79,11 +79,7 @@ fn build_ctx(
     if let Some(ca) = ca {
         b.add_ca_file(path(ca)).ok()?;
     }
-    b.set_verify(match (verify, role) {
-        (false, _) => Verify::None,
-        (true, Role::Client) => Verify::Peer,
-        (true, Role::Server) => Verify::Require,
-    });
+    b.set_verify(Verify::from_flag(verify, role));
     let conf = b.build().ok()?;
     // One reference for the struct; `conf` drops its own.
     Some(conf.ctx().clone())
