@@ -43,10 +43,16 @@ all: lib examples
 # their own fragments, each with its own cargo invocation, because a
 # --workspace build unifies features (and would turn the engine's C ABI on
 # inside them).
-RUST_SRC := $(shell find src -name '*.rs' 2>/dev/null) Cargo.toml build.rs cbindgen.toml
-$(LIB_SO) $(LIB_A) $(HEADER): $(RUST_SRC)
-	$(CARGO) build --release -p corotls
-	@touch $(LIB_SO) $(LIB_A)
+#
+# Cargo always runs (a no-op when nothing changed) and alone decides what is
+# stale: its fingerprints also cover feature sets, which file dates cannot
+# (a `cargo build --workspace` by hand links the faces with other features).
+# An artifact cargo did not rebuild keeps its date, so C programs relink only
+# when it changed.
+.PHONY: FORCE
+FORCE:
+$(LIB_SO) $(LIB_A) $(HEADER): FORCE
+	@$(CARGO) build --release -p corotls
 	@ln -sf libcorotls.so $(RELEASE)/$(SONAME)
 
 lib: $(LIB_SO)

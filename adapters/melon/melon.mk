@@ -14,12 +14,9 @@
 
 MELON_FACE_SO   := $(RELEASE)/libcorotls_melon.so
 MELON_FACE_A    := $(RELEASE)/libcorotls_melon.a
-MELON_FACE_SRC  := $(shell find adapters/melon/src -name '*.rs') adapters/melon/Cargo.toml \
-                   adapters/melon/build.rs $(shell find src -name '*.rs') Cargo.toml Cargo.lock
-
-$(MELON_FACE_SO) $(MELON_FACE_A): $(MELON_FACE_SRC)
-	$(CARGO) build --release -p corotls-melon
-	@touch $(MELON_FACE_SO) $(MELON_FACE_A)
+# FORCE: cargo decides what is stale (see the top Makefile).
+$(MELON_FACE_SO) $(MELON_FACE_A): FORCE
+	@$(CARGO) build --release -p corotls-melon
 	@ln -sf libcorotls_melon.so $(RELEASE)/libcorotls_melon.so.0
 
 lib: $(MELON_FACE_SO)
