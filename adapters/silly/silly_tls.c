@@ -427,28 +427,24 @@ static int ltls_push(lua_State *L)
 	int isint = 0;
 	lua_Integer size = lua_tointegerx(L, 3, &isint);
 	struct ltls *t = to_object(L, 1, META_TLS);
+	int bad_tls = t == NULL || t->meta != &tls_tag, bad_size = !isint || size < 0;
+	size_t buffered = 0;
 
-	if (t == NULL || t->meta != &tls_tag) {
-		if (ptr != NULL)
-			silly_free(ptr);
-		return luaL_typeerror(L, 1, META_TLS);
-	}
-	if (!isint || size < 0) {
-		if (ptr != NULL)
-			silly_free(ptr);
-		return luaL_argerror(L, 3, "size must be a non-negative integer");
-	}
-	if (ptr == NULL)
-		size = 0;
 	/* Decrypts every complete record and drives the handshake; the
 	 * handshake's reply waits for the next handshake()/write().  A fatal
 	 * error is latched for handshake() to report (as upstream, push itself
 	 * never fails); a failed session takes no more ciphertext, and what it
 	 * decrypted before stays readable. */
-	corotls_session_feed(t->s, ptr, (size_t)size, NULL);
+	if (!bad_tls && !bad_size)
+		corotls_session_feed(t->s, ptr, ptr != NULL ? (size_t)size : 0, &buffered);
+	/* The buffer is ours on every path, errors included. */
 	if (ptr != NULL)
 		silly_free(ptr);
-	lua_pushinteger(L, (lua_Integer)plain_size(t));
+	if (bad_tls)
+		return luaL_typeerror(L, 1, META_TLS);
+	if (bad_size)
+		return luaL_argerror(L, 3, "size must be a non-negative integer");
+	lua_pushinteger(L, (lua_Integer)buffered);
 	return 1;
 }
 
@@ -463,10 +459,6 @@ static int flush(struct ltls *t)
 	if (buf == NULL)
 		return -ENOMEM;
 	got = corotls_session_out_read(t->s, buf, n);
-	if (got == 0) {
-		silly_free(buf);
-		return 0;
-	}
 	return silly_tcp_send(t->fd, buf, got, NULL);
 }
 
@@ -496,35 +488,26 @@ static int ltls_handshake(lua_State *L)
 	return 2;
 }
 
-/* Exactly n bytes (1 <= n <= plain_size). */
-static void read_bytes(lua_State *L, struct ltls *t, size_t n)
-{
-	luaL_Buffer b;
-	char *p;
-	size_t got = 0;
-	p = luaL_buffinitsize(L, &b, n);
-	/* n bytes are buffered: this copies them without touching TLS. */
-	if (corotls_session_read(t->s, (uint8_t *)p, n, &got) != COROTLS_OK)
-		got = 0;
-	luaL_pushresultsize(&b, got);
-}
-
-/* Up to and including the first `delim`, or nil. */
-static void read_line(lua_State *L, struct ltls *t, int delim)
+/* The first n buffered bytes, or, with delim >= 0, everything up to and
+ * including the first delimiter; nil when that much is not buffered.  One
+ * copy: from the session's buffer into the Lua string. */
+static void read_prefix(lua_State *L, struct ltls *t, size_t n, int delim)
 {
 	const uint8_t *data = NULL, *x;
-	size_t len = 0, n;
-	if (corotls_session_plain_size(t->s) == 0 ||
-	    corotls_session_peek(t->s, &data, &len) != COROTLS_OK) {
+	size_t len = 0;
+	/* An empty buffer answers nil without touching TLS, as upstream. */
+	if (plain_size(t) == 0 || corotls_session_peek(t->s, &data, &len) != COROTLS_OK) {
 		lua_pushnil(L);
 		return;
 	}
-	x = memchr(data, delim, len);
-	if (x == NULL) {
+	if (delim >= 0) {
+		x = memchr(data, delim, len);
+		n = x != NULL ? (size_t)(x - data) + 1 : len + 1;
+	}
+	if (n > len) {
 		lua_pushnil(L);
 		return;
 	}
-	n = (size_t)(x - data) + 1;
 	lua_pushlstring(L, (const char *)data, n);
 	corotls_session_consume(t->s, n);
 }
@@ -536,17 +519,17 @@ static int ltls_read(lua_State *L)
 	switch (lua_type(L, 2)) {
 	case LUA_TNUMBER: {
 		lua_Integer n = lua_tointeger(L, 2);
-		if (n <= 0 || (lua_Unsigned)n > (lua_Unsigned)plain_size(t))
+		if (n <= 0)
 			lua_pushnil(L);
 		else
-			read_bytes(L, t, (size_t)n);
+			read_prefix(L, t, (size_t)n, -1);
 		break;
 	}
 	case LUA_TSTRING: {
 		size_t len;
 		const char *d = lua_tolstring(L, 2, &len);
 		luaL_argcheck(L, len == 1, 2, "delimiter length must be 1");
-		read_line(L, t, (unsigned char)d[0]);
+		read_prefix(L, t, 0, (unsigned char)d[0]);
 		break;
 	}
 	default:
@@ -569,8 +552,6 @@ static int ltls_write(lua_State *L)
 	case LUA_TTABLE: {
 		lua_Integer n = luaL_len(L, 2), k;
 		luaL_argcheck(L, n > 0, 2, "table must not be empty");
-		if (n > 1000000)
-			return luaL_argerror(L, 2, "too many pieces");
 		luaL_checkstack(L, (int)n + 4, "too many pieces");
 		lua_settop(L, 2);
 		for (k = 1; k <= n; k++) {
