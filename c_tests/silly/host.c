@@ -226,12 +226,19 @@ struct sock {
 static struct sock socks[MAX_FD];
 static size_t recv_chunk = 256 * 1024;
 
+/* What silly's socket layer does with a buffer it owns: freex, else
+ * silly's own free. */
+static void free_sent(uint8_t *buf, void (*freex)(void *))
+{
+	if (freex != NULL)
+		freex(buf);
+	else
+		silly_free(buf);
+}
+
 static void release(struct chunk *c)
 {
-	if (c->freex != NULL)
-		c->freex(c->buf);
-	else
-		silly_free(c->buf);
+	free_sent(c->buf, c->freex);
 	free(c);
 }
 
@@ -279,20 +286,14 @@ int silly_tcp_send(silly_socket_id_t sid, uint8_t *buff, size_t sz, void (*freex
 	struct chunk *c;
 	struct sock *s;
 	if (sid < 0 || sid >= MAX_FD || socks[sid].kind != S_STREAM || socks[sid].fail_send) {
-		if (freex != NULL)
-			freex(buff);
-		else
-			silly_free(buff);
+		free_sent(buff, freex);
 		return -EXCLOSED;
 	}
 	s = &socks[sid];
 	s->sends++;
 	s->sent += sz;
 	if (sz == 0) {
-		if (freex != NULL)
-			freex(buff);
-		else
-			silly_free(buff);
+		free_sent(buff, freex);
 		return 0;
 	}
 	c = calloc(1, sizeof(*c));
