@@ -367,13 +367,15 @@ pub unsafe extern "C" fn mln_tcp_conn_tls_shutdown(tc: *mut TcpConn) -> c_int {
     guard(M_C_ERROR, || tls::shutdown(tc))
 }
 
-/// The checks both host-name setters share (§3.8): a TLS connection, fewer
-/// than 256 bytes, no NUL.  None with errno EINVAL.
+/// What both host-name setters need first (§3.8): a TLS connection and a
+/// string.  None with errno EINVAL.  The name itself (fewer than 256 bytes,
+/// no NUL) is checked by the engine's `check_host_name` inside `set_sni` /
+/// `set_verify_host`, before any OpenSSL call; the setters map that
+/// rejection to EINVAL and -1 as well.
 unsafe fn host_name_arg<'a>(tc: *mut TcpConn, name: *const MlnString) -> Option<(corotls::ossl::SslRef, &'a [u8])> {
     let ssl = if tc.is_null() { None } else { tls::ssl_of(tc) };
-    let bytes = conf::bytes(name);
-    match (ssl, bytes) {
-        (Some(ssl), Some(b)) if b.len() < 256 && !b.contains(&0) => Some((ssl, b)),
+    match (ssl, conf::bytes(name)) {
+        (Some(ssl), Some(b)) => Some((ssl, b)),
         _ => {
             set_errno(libc::EINVAL);
             None
