@@ -159,7 +159,8 @@ unsafe fn want_read_step(tc: *mut TcpConn, ssl: SslRef) -> Option<i32> {
     None
 }
 
-/// §4.3.  Also run implicitly by send and recv.
+/// §4.3.  Also the start of send and recv: it clears the flags and returns
+/// FINISH at once when the handshake is already done.
 ///
 /// # Safety
 /// `tc` is live; its `ssl` is NULL or live.
@@ -198,17 +199,6 @@ pub unsafe fn handshake(tc: *mut TcpConn) -> i32 {
     }
 }
 
-/// The start of send and recv: clear the flags, then finish the handshake
-/// if needed.  FINISH to go on; anything else is returned as is.
-unsafe fn start_op(tc: *mut TcpConn) -> i32 {
-    TcpConn::clear_wants(tc);
-    if TcpConn::flag(tc, TLS_DONE) {
-        M_C_FINISH
-    } else {
-        handshake(tc)
-    }
-}
-
 /// What one chunk of plaintext came from: memory (taken in place) or a
 /// file (read into the scratch buffer).
 enum Source {
@@ -221,7 +211,8 @@ enum Source {
 /// # Safety
 /// `tc` is live with a live `ssl`; the SEND queue is well formed.
 pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
-    let h = start_op(tc);
+    // Clears the flags; FINISH at once if the handshake is already done.
+    let h = handshake(tc);
     if h != M_C_FINISH {
         return h;
     }
@@ -341,7 +332,8 @@ unsafe fn write_chunk(tc: *mut TcpConn, ssl: SslRef, b: *mut MlnBuf, chunk: &[u8
 /// # Safety
 /// `tc` is live with a live `ssl`.
 pub unsafe fn recv(tc: *mut TcpConn, ssl: SslRef) -> i32 {
-    let h = start_op(tc);
+    // Clears the flags; FINISH at once if the handshake is already done.
+    let h = handshake(tc);
     if h != M_C_FINISH {
         return h;
     }
