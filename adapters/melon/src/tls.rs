@@ -55,11 +55,9 @@ pub unsafe fn ssl_of(tc: *mut TcpConn) -> Option<SslRef> {
 /// pieces.  Unsent bytes wait in `tls_pending`, never back in the BIO.
 unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
     if (*tc).tls_pending.is_null() {
+        // errno from alloc: ENOMEM, or EINVAL for a NULL pool.
         let p = host::alloc((*tc).pool, CHUNK);
         if p.is_null() {
-            if !(*tc).pool.is_null() {
-                set_errno(libc::ENOMEM);
-            }
             return M_C_ERROR;
         }
         (*tc).tls_pending = p;
