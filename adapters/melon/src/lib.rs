@@ -336,8 +336,8 @@ pub unsafe extern "C" fn mln_tcp_conn_tls_init(tc: *mut TcpConn, sockfd: c_int, 
                 0
             }
             Err(_) => {
+                // Frees the queues and the pool and leaves `pool` NULL (§3.7).
                 mln_tcp_conn_destroy(tc);
-                (*tc).pool = ptr::null_mut();
                 set_errno(libc::ENOMEM);
                 -1
             }
