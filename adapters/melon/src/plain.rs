@@ -36,11 +36,9 @@ enum Step {
 /// # Safety
 /// `tc` is a live, initialised connection.
 pub unsafe fn send(tc: *mut TcpConn) -> i32 {
-    if (*tc).snd_head.is_null() {
-        return M_C_NOTYET;
-    }
     loop {
         // Retire what needs no I/O: NULL bufs and bufs with nothing left.
+        // An empty queue (also from the start) is NOTYET.
         loop {
             let c = (*tc).snd_head;
             if c.is_null() {
@@ -124,7 +122,7 @@ unsafe fn send_memory(tc: *mut TcpConn) -> Result<Step, ()> {
             return Ok(Step::More);
         }
         let left = MlnBuf::left_size(b);
-        if n < left || (n == 0 && left > 0) {
+        if n < left {
             (*b).left_pos = (*b).left_pos.add(n);
             return Ok(if TcpConn::nonblock(tc) { Step::More } else { Step::Wait });
         }
