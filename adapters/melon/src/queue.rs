@@ -22,7 +22,9 @@ pub unsafe fn slots(tc: *mut TcpConn, ty: i32) -> Option<(*mut *mut MlnChain, *m
     }
 }
 
-/// Link the list `head..tail` (tail NULL: walk `next` to find it).
+/// Link the list `head..tail` (tail NULL: walk `next` to find it).  Only
+/// the queue's old tail gets a new `next`; the list's own links, the given
+/// tail's `next` included, are left as they are.
 ///
 /// # Safety
 /// `tc` is live; `head` is NULL or a list of live chains.
@@ -50,16 +52,7 @@ pub unsafe fn append_chain(tc: *mut TcpConn, head: *mut MlnChain, mut tail: *mut
 /// # Safety
 /// `tc` is live; `c` is NULL or a live chain.
 pub unsafe fn append(tc: *mut TcpConn, c: *mut MlnChain, ty: i32) {
-    if c.is_null() {
-        return;
-    }
-    let Some((h, t)) = slots(tc, ty) else { return };
-    if (*h).is_null() {
-        *h = c;
-    } else {
-        (**t).next = c;
-    }
-    *t = c;
+    append_chain(tc, c, c, ty);
 }
 
 /// # Safety
@@ -122,17 +115,7 @@ pub unsafe fn send_head_to_sent(tc: *mut TcpConn) {
 /// # Safety
 /// `tc` is live.
 pub unsafe fn move_sent(tc: *mut TcpConn) {
-    let h = (*tc).snd_head;
-    if h.is_null() {
-        return;
-    }
+    // An empty SEND gives a NULL head: nothing is appended.
     let t = (*tc).snd_tail;
-    if (*tc).sent_tail.is_null() {
-        (*tc).sent_head = h;
-    } else {
-        (*(*tc).sent_tail).next = h;
-    }
-    (*tc).sent_tail = t;
-    (*tc).snd_head = ptr::null_mut();
-    (*tc).snd_tail = ptr::null_mut();
+    append_chain(tc, remove(tc, M_C_SEND), t, M_C_SENT);
 }
