@@ -197,13 +197,6 @@ pub unsafe fn handshake(tc: *mut TcpConn) -> i32 {
     }
 }
 
-/// What one chunk of plaintext came from: memory (taken in place) or a
-/// file (read into the scratch buffer).
-enum Source {
-    Memory,
-    File(i32),
-}
-
 /// §4.4: `mln_tcp_conn_send` on a TLS connection.
 ///
 /// # Safety
@@ -236,24 +229,21 @@ pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
             }
             continue;
         }
-        let src = if MlnBuf::has(b, BUF_IN_MEMORY) {
-            Source::Memory
+        // A chunk of plaintext: memory is taken in place, a file is read
+        // into the scratch buffer.
+        let want = left.min(CHUNK);
+        let wrote = if MlnBuf::has(b, BUF_IN_MEMORY) {
+            let chunk = std::slice::from_raw_parts((*b).left_pos as *const u8, want);
+            write_chunk(tc, ssl, b, chunk, false)
         } else if MlnBuf::has(b, BUF_IN_FILE) && !(*b).file.is_null() {
-            Source::File((*(*b).file).fd)
+            let fd = (*(*b).file).fd;
+            with_scratch(|buf| match read_file(fd, (*b).file_left_pos, &mut buf[..want]) {
+                Some(got) => write_chunk(tc, ssl, b, &buf[..got], true),
+                None => M_C_ERROR,
+            })
         } else {
             set_errno(libc::EINVAL);
             return M_C_ERROR;
-        };
-        let want = left.min(CHUNK);
-        let wrote = match src {
-            Source::Memory => {
-                let chunk = std::slice::from_raw_parts((*b).left_pos as *const u8, want);
-                write_chunk(tc, ssl, b, chunk, false)
-            }
-            Source::File(fd) => with_scratch(|buf| match read_file(fd, (*b).file_left_pos, &mut buf[..want]) {
-                Some(got) => write_chunk(tc, ssl, b, &buf[..got], true),
-                None => M_C_ERROR,
-            }),
         };
         let f = flush(tc, ssl);
         if f != M_C_FINISH {
@@ -345,8 +335,7 @@ pub unsafe fn recv(tc: *mut TcpConn, ssl: SslRef) -> i32 {
         if p.is_null() {
             return M_C_ERROR;
         }
-        let r = ssl.read(std::slice::from_raw_parts_mut(p, PLAIN_CHUNK));
-        match r {
+        let code = match ssl.read(std::slice::from_raw_parts_mut(p, PLAIN_CHUNK)) {
             Ok(n) if n > 0 => {
                 let c = host::chain_with_buf((*tc).pool);
                 if c.is_null() {
@@ -356,34 +345,31 @@ pub unsafe fn recv(tc: *mut TcpConn, ssl: SslRef) -> i32 {
                 }
                 MlnBuf::set_received((*c).buf, p, n);
                 queue::append(tc, c, M_C_RECV);
+                continue;
             }
-            other => {
-                host::mln_alloc_free(p as *mut c_void);
-                let code = match other {
-                    Ok(_) => Code::COROTLS_ERR_TLS, // a 0-byte read of a non-empty buffer: not possible
-                    Err(e) => e.code,
-                };
-                return match code {
-                    Code::COROTLS_WANT_READ => {
-                        TcpConn::set_flag(tc, TLS_WANT_R, true);
-                        if dr == M_C_CLOSED {
-                            M_C_CLOSED
-                        } else {
-                            M_C_NOTYET
-                        }
-                    }
-                    Code::COROTLS_WANT_WRITE => match flush(tc, ssl) {
-                        M_C_FINISH => {
-                            TcpConn::set_flag(tc, TLS_WANT_R, true);
-                            M_C_NOTYET
-                        }
-                        other => other,
-                    },
-                    Code::COROTLS_CLOSED => M_C_CLOSED,
-                    _ => M_C_ERROR,
-                };
+            Ok(_) => None, // a 0-byte read of a non-empty buffer: not possible
+            Err(e) => Some(e.code),
+        };
+        host::mln_alloc_free(p as *mut c_void);
+        return match code {
+            Some(Code::COROTLS_WANT_READ) => {
+                TcpConn::set_flag(tc, TLS_WANT_R, true);
+                if dr == M_C_CLOSED {
+                    M_C_CLOSED
+                } else {
+                    M_C_NOTYET
+                }
             }
-        }
+            Some(Code::COROTLS_WANT_WRITE) => match flush(tc, ssl) {
+                M_C_FINISH => {
+                    TcpConn::set_flag(tc, TLS_WANT_R, true);
+                    M_C_NOTYET
+                }
+                other => other,
+            },
+            Some(Code::COROTLS_CLOSED) => M_C_CLOSED,
+            _ => M_C_ERROR,
+        };
     }
 }
 
