@@ -526,6 +526,32 @@ static void t_send_no_drop(void)
     close(sv[1]);
 }
 
+/*
+ * A malformed buf with both in_memory and in_file set: mln_buf_left_size
+ * counts its file offsets (64 KiB here), but its bytes are the 16 in memory.
+ * Only those go out: nothing is read past `last` (valgrind), no spin.
+ */
+static void t_send_both_kinds(void)
+{
+    mln_tcp_conn_t a;
+    int sv[2];
+    unsigned char got[64];
+    P("plain send: a buf flagged both in_memory and in_file");
+    mu_pair(sv, 1);
+    mln_tcp_conn_init(&a, sv[0]);
+    mln_chain_t *odd = mu_both_kinds_chain(a.pool);
+    mln_tcp_conn_append(&a, odd, M_C_SEND);
+    int r = mln_tcp_conn_send(&a);
+    check(r == M_C_FINISH && mln_tcp_conn_send_empty(&a) && mln_tcp_conn_head(&a, M_C_SENT) == odd,
+          "send -> FINISH, the buf moved to SENT (%d)", r);
+    ssize_t n = read(sv[1], got, sizeof(got));
+    check(n == MU_BOTH_KINDS_LEN && memcmp(got, MU_BOTH_KINDS_DATA, MU_BOTH_KINDS_LEN) == 0,
+          "exactly its %d memory bytes went out (%zd)", MU_BOTH_KINDS_LEN, n);
+    mln_tcp_conn_destroy(&a);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* Allocation failures give -1 / ERROR with ENOMEM, never a crash. */
 static void t_alloc_failure(void)
 {
@@ -576,6 +602,7 @@ int main(int argc, char **argv)
     t_recv_file();
     t_send_file_mixed();
     t_send_no_drop();
+    t_send_both_kinds();
     t_alloc_failure();
     check(melon_host_live_pools() == 0 && melon_host_live_blocks() == 0, "no pool or block left alive");
     return check_summary();

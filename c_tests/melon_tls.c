@@ -314,6 +314,32 @@ static void t_send_in_file(void)
     close_pair(&s, &c, sv);
 }
 
+/*
+ * A malformed buf with both in_memory and in_file set: mln_buf_left_size
+ * counts its file offsets (64 KiB here), but the memory path takes its bytes
+ * from left_pos, and there are only 16.  Only those are encrypted: nothing
+ * is read past `last` (valgrind), no spin.
+ */
+static void t_send_both_kinds(void)
+{
+    mln_tcp_conn_t s, c;
+    int sv[2];
+    unsigned char got[64];
+    P("tls send: a buf flagged both in_memory and in_file");
+    if (!check(attached_pair(&s, &c, sv), "handshake pair")) return;
+    mln_chain_t *odd = mu_both_kinds_chain(c.pool);
+    mln_tcp_conn_append(&c, odd, M_C_SEND);
+    int r = mln_tcp_conn_send(&c);
+    check(r == M_C_FINISH && mln_tcp_conn_send_empty(&c) && mln_tcp_conn_head(&c, M_C_SENT) == odd,
+          "send -> FINISH, the buf moved to SENT (%d)", r);
+    mln_tcp_conn_recv(&s, M_C_TYPE_MEMORY);
+    size_t n = mu_take_recv(&s, got, sizeof(got));
+    check(n == MU_BOTH_KINDS_LEN && memcmp(got, MU_BOTH_KINDS_DATA, MU_BOTH_KINDS_LEN) == 0,
+          "exactly its %d memory bytes arrive (%zu)", MU_BOTH_KINDS_LEN, n);
+    mu_release_sent(&c);
+    close_pair(&s, &c, sv);
+}
+
 /* ---- 8: shutdown ------------------------------------------------------ */
 
 static void t_shutdown(void)
@@ -664,6 +690,7 @@ int main(int argc, char **argv)
     t_send_recv_short();
     t_send_recv_large();
     t_send_in_file();
+    t_send_both_kinds();
     t_shutdown();
     t_plain_unchanged();
     t_perf();

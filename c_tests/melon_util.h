@@ -217,6 +217,22 @@ MU_UNUSED static mln_chain_t *mu_mem_chain(mln_alloc_t *pool, const void *data, 
     return c;
 }
 
+/*
+ * A malformed chain (last_in_chain): MU_BOTH_KINDS_LEN bytes in memory, but
+ * also flagged in_file, with file offsets (no file) that claim 64 KiB, so
+ * mln_buf_left_size says 64 KiB.
+ */
+#define MU_BOTH_KINDS_DATA "0123456789abcdef"
+#define MU_BOTH_KINDS_LEN 16
+MU_UNUSED static mln_chain_t *mu_both_kinds_chain(mln_alloc_t *pool)
+{
+    mln_chain_t *c = mu_mem_chain(pool, MU_BOTH_KINDS_DATA, MU_BOTH_KINDS_LEN, 1);
+    c->buf->in_file = 1;
+    c->buf->file_left_pos = c->buf->file_pos = 0;
+    c->buf->file_last = 65536;
+    return c;
+}
+
 /* Sum of mln_buf_left_size over a chain list. */
 MU_UNUSED static size_t mu_chain_left(mln_chain_t *c)
 {

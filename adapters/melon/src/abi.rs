@@ -260,14 +260,41 @@ impl MlnBuf {
         if b.is_null() {
             return 0;
         }
-        let n: i128 = if MlnBuf::has(b, BUF_IN_FILE) {
-            (*b).file_last as i128 - (*b).file_left_pos as i128
+        if MlnBuf::has(b, BUF_IN_FILE) {
+            span((*b).file_left_pos as i128, (*b).file_last as i128)
         } else {
-            (*b).last as usize as i128 - (*b).left_pos as usize as i128
-        };
-        // A window that runs backwards is treated as empty, never as huge.
-        n.clamp(0, isize::MAX as i128) as usize
+            MlnBuf::mem_left(b)
+        }
     }
+
+    /// `last - left_pos`: the bytes in memory from `left_pos` on.
+    ///
+    /// # Safety
+    /// `b` points to a live buf.
+    unsafe fn mem_left(b: *const MlnBuf) -> usize {
+        span((*b).left_pos as usize as i128, (*b).last as usize as i128)
+    }
+
+    /// What the send paths may still take from `b`: `left_size`, but for an
+    /// `in_memory` buf never more than `last - left_pos`, the bytes actually
+    /// there.  The two differ only for a malformed buf that is also
+    /// `in_file` (then `left_size` counts file offsets); the memory path
+    /// reads from `left_pos` and must not run past `last`.
+    ///
+    /// # Safety
+    /// As `left_size`.
+    pub unsafe fn send_left(b: *const MlnBuf) -> usize {
+        let left = MlnBuf::left_size(b);
+        if left == 0 || !MlnBuf::has(b, BUF_IN_MEMORY) {
+            return left;
+        }
+        left.min(MlnBuf::mem_left(b))
+    }
+}
+
+/// `to - from`; a window that runs backwards is empty, never huge.
+fn span(from: i128, to: i128) -> usize {
+    (to - from).clamp(0, isize::MAX as i128) as usize
 }
 
 // ----- layout report (c_tests/melon_layout.c) ---------------------------

@@ -45,7 +45,7 @@ pub unsafe fn send(tc: *mut TcpConn) -> i32 {
                 return M_C_NOTYET;
             }
             let b = (*c).buf;
-            if !b.is_null() && MlnBuf::left_size(b) > 0 {
+            if !b.is_null() && MlnBuf::send_left(b) > 0 {
                 break;
             }
             queue::send_head_to_sent(tc);
@@ -82,7 +82,7 @@ unsafe fn send_memory(tc: *mut TcpConn) -> Result<Step, ()> {
             if !MlnBuf::has(b, BUF_IN_MEMORY) {
                 break;
             }
-            let left = MlnBuf::left_size(b);
+            let left = MlnBuf::send_left(b);
             if left > 0 {
                 iov[n_iov] = iovec { iov_base: (*b).left_pos as *mut c_void, iov_len: left };
                 n_iov += 1;
@@ -121,7 +121,7 @@ unsafe fn send_memory(tc: *mut TcpConn) -> Result<Step, ()> {
         if !MlnBuf::has(b, BUF_IN_MEMORY) {
             return Ok(Step::More);
         }
-        let left = MlnBuf::left_size(b);
+        let left = MlnBuf::send_left(b);
         if n < left {
             (*b).left_pos = (*b).left_pos.add(n);
             return Ok(if TcpConn::nonblock(tc) { Step::More } else { Step::Wait });

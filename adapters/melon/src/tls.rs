@@ -221,7 +221,7 @@ pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
             queue::send_head_to_sent(tc);
             continue;
         }
-        let left = MlnBuf::left_size(b);
+        let left = MlnBuf::send_left(b);
         if left == 0 {
             queue::send_head_to_sent(tc);
             if MlnBuf::has(b, BUF_LAST_IN_CHAIN) {
@@ -229,8 +229,8 @@ pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
             }
             continue;
         }
-        // A chunk of plaintext: memory is taken in place, a file is read
-        // into the scratch buffer.
+        // A chunk of plaintext: memory is taken in place (send_left keeps
+        // it within `last`), a file is read into the scratch buffer.
         let want = left.min(CHUNK);
         let wrote = if MlnBuf::has(b, BUF_IN_MEMORY) {
             let chunk = std::slice::from_raw_parts((*b).left_pos as *const u8, want);
@@ -252,7 +252,7 @@ pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
         if wrote != M_C_FINISH {
             return wrote;
         }
-        if MlnBuf::left_size(b) == 0 {
+        if MlnBuf::send_left(b) == 0 {
             queue::send_head_to_sent(tc);
             if MlnBuf::has(b, BUF_LAST_IN_CHAIN) {
                 return M_C_FINISH;
