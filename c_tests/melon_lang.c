@@ -220,7 +220,7 @@ static int echo_client(struct lconn *c, int rounds, char *why, size_t wl)
 /* 100 echo rounds over TCP with one-shot re-arming, like tls_test.m. */
 static void t_echo_oneshot(void)
 {
-    int port, l = mu_listen(&port);
+    int port = 0, l = harness_listen_loopback(&port);
     struct lconn c;
     struct echo_srv e = {0};
     pthread_t th;
@@ -360,13 +360,13 @@ static void t_conf_free_live(void)
 /* An fd accepted on one thread, handed to another that does all the I/O. */
 static void t_handoff(void)
 {
-    int port, l = mu_listen(&port);
+    int port = 0, l = harness_listen_loopback(&port);
     struct lconn c, *srv = calloc(1, sizeof(*srv));
     struct echo_srv e = {0};
     pthread_t th;
     char why[128] = "";
     P("lang hand-off: the accepting thread opens the connection, a worker thread runs it");
-    l_open(&c, mu_connect(port), g_cli, "localhost");
+    l_open(&c, harness_connect_loopback(port), g_cli, "localhost");
     int afd = accept(l, NULL, NULL);
     close(l);
     check(l_open(srv, afd, g_srv, NULL) == 0, "accepted and tls_init'd on the main thread");
@@ -512,7 +512,7 @@ static void t_vanish(int tcp, int rst)
     for (int stage = 0; stage < 6; stage++) {
         int sv[2];
         mln_tcp_conn_t s, c;
-        if (tcp) { mu_tcp_pair(sv); mu_set_nb(sv[0], 1); mu_set_nb(sv[1], 1); }
+        if (tcp) { mu_tcp_pair(sv); harness_set_nonblock(sv[0]); harness_set_nonblock(sv[1]); }
         else mu_pair(sv, 1);
         mln_tcp_conn_tls_init(&s, sv[0], g_srv);
         mln_tcp_conn_tls_init(&c, sv[1], g_cli);
@@ -662,7 +662,7 @@ static void t_verify(void)
     mln_tcp_tls_conf_t *s12 = mu_conf(M_TLS_SERVER, "leaf.crt", "leaf.key", NULL, M_TLS_V1_2, 0);
     mln_tcp_tls_conf_t *c13 = mu_conf(M_TLS_CLIENT, NULL, NULL, "ca.crt", M_TLS_V1_3, 1);
     check(pair_result(s12, c13, NULL, NULL, NULL) == M_C_ERROR, "server 1.2 only, client 1.3 only -> ERROR");
-    mln_string_t *ca = mu_str(mu_cert("ca.crt")), *ciph = mu_str("ECDHE-RSA-AES128-GCM-SHA256");
+    mln_string_t *ca = mu_str(harness_cert("ca.crt")), *ciph = mu_str("ECDHE-RSA-AES128-GCM-SHA256");
     mln_tcp_tls_conf_t *c12 = mln_tcp_tls_conf_new(M_TLS_CLIENT, NULL, NULL, ca, ciph, M_TLS_V1_2, 1);
     check(pair_result(g_srv, c12, "localhost", NULL, &ssl) == M_C_FINISH && SSL_version(ssl) == TLS1_2_VERSION &&
           strcmp(SSL_get_cipher_name(ssl), "ECDHE-RSA-AES128-GCM-SHA256") == 0,
@@ -685,7 +685,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* as Melang does */
     g_srv = mu_server_conf();
     g_cli = mu_client_conf();
-    if (!check(g_srv && g_cli, "confs from %s", mu_certdir)) return check_summary();
+    if (!check(g_srv && g_cli, "confs from %s", harness_certdir())) return check_summary();
     t_echo_oneshot();
     t_recv_coalesce();
     t_timeout_stream();

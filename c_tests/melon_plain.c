@@ -188,7 +188,7 @@ static void t_macros(void)
           "set_nonblock(1): bit and O_NONBLOCK set");
     check(mln_tcp_conn_set_nonblock(&c, 0) == 0 && c.nonblock == 0 && !(fcntl(sv[0], F_GETFL) & O_NONBLOCK),
           "set_nonblock(0): bit and O_NONBLOCK cleared");
-    mu_set_nb(sv[1], 1);
+    harness_set_nonblock(sv[1]);
     mln_tcp_conn_fd_set(&c, sv[1]);
     check(c.nonblock == 1, "fd_set re-derives nonblock from the fd");
     mln_tcp_conn_destroy(&c);

@@ -118,7 +118,7 @@ static void t_conf_validation(void)
     int sv[2];
     unsigned char snap[sizeof(uninit)];
     P("tls 4 conf_validation");
-    mln_string_t *cert = mu_str(mu_cert("leaf.crt")), *key = mu_str(mu_cert("leaf.key"));
+    mln_string_t *cert = mu_str(harness_cert("leaf.crt")), *key = mu_str(harness_cert("leaf.key"));
     mln_string_t empty = mln_string("");
 
     errno = 0;
@@ -595,8 +595,8 @@ static void t_https_e2e(void)
     https_srv_conf = mu_conf(M_TLS_SERVER, "leaf.crt", "leaf.key", NULL, M_TLS_VDEFAULT, 0);
     https_cli_conf = mu_conf(M_TLS_CLIENT, NULL, NULL, "ca.crt", M_TLS_VDEFAULT, 1);
     if (!check(https_srv_conf && https_cli_conf, "server and client confs")) return;
-    l = mu_listen(&port);
-    c.fd = mu_connect(port);
+    l = harness_listen_loopback(&port);
+    c.fd = harness_connect_loopback(port);
     s.fd = accept(l, NULL, NULL);
     close(l);
     s.server = 1;
@@ -618,8 +618,8 @@ static void t_https_e2e(void)
 static void t_conf_details(void)
 {
     P("conf_new details");
-    mln_string_t *cert = mu_str(mu_cert("leaf.crt")), *key = mu_str(mu_cert("leaf.key"));
-    mln_string_t *ca = mu_str(mu_cert("ca.crt")), *ciph = mu_str("ECDHE-RSA-AES128-GCM-SHA256");
+    mln_string_t *cert = mu_str(harness_cert("leaf.crt")), *key = mu_str(harness_cert("leaf.key"));
+    mln_string_t *ca = mu_str(harness_cert("ca.crt")), *ciph = mu_str("ECDHE-RSA-AES128-GCM-SHA256");
     mln_tcp_tls_conf_t *conf = mln_tcp_tls_conf_new(M_TLS_SERVER, cert, key, ca, ciph, 0, 1);
     if (!check(conf != NULL, "server conf with cert, key, ca, ciphers, verify")) return;
     check(conf->ctx != NULL && conf->versions == M_TLS_VDEFAULT && conf->role == M_TLS_SERVER && conf->verify == 1,
@@ -653,9 +653,9 @@ static void t_conf_details(void)
     mln_tcp_tls_conf_free(c12);
     mln_tcp_tls_conf_free(c13);
 
-    mln_string_t *missing = mu_str("/nonexistent/corotls.pem"), *other = mu_str(mu_cert("other.key"));
-    mln_string_t *garbage = mu_str(mu_cert("garbage.pem")), *badc = mu_str("NOT-A-CIPHER");
-    mln_string_t *ckey = mu_str(mu_cert("client.key")), *ccrt = mu_str(mu_cert("client.crt"));
+    mln_string_t *missing = mu_str("/nonexistent/corotls.pem"), *other = mu_str(harness_cert("other.key"));
+    mln_string_t *garbage = mu_str(harness_cert("garbage.pem")), *badc = mu_str("NOT-A-CIPHER");
+    mln_string_t *ckey = mu_str(harness_cert("client.key")), *ccrt = mu_str(harness_cert("client.crt"));
     mln_string_t empty = mln_string("");
     check(mln_tcp_tls_conf_new(M_TLS_SERVER, missing, key, NULL, NULL, 0, 0) == NULL, "missing cert file -> NULL");
     check(mln_tcp_tls_conf_new(M_TLS_SERVER, cert, other, NULL, NULL, 0, 0) == NULL, "mismatched key -> NULL");

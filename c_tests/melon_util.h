@@ -4,7 +4,8 @@
  *
  * Tests link libcorotls_melon first, then the melon_host fixture archive,
  * then libssl/libcrypto (spec §7.5). Certificates come from c_tests/certs.sh;
- * the directory is argv[1] (default target/certs).
+ * the directory is argv[1], else $COROTLS_CERTDIR, else target/certs
+ * (mu_setup hands argv[1] to harness_certdir / harness_cert).
  *
  * Output goes through c_tests/harness.h (ok/FAIL lines, "N passed, M
  * failed"). MELON_TEST_LIGHT=1 (set for the valgrind runs) shrinks the performance
@@ -47,32 +48,23 @@
 
 #define MU_UNUSED __attribute__((unused))
 
-static const char *mu_certdir = "target/certs";
 static int mu_light;
 
 MU_UNUSED static void mu_setup(int argc, char **argv)
 {
-    if (argc > 1) mu_certdir = argv[1];
+    if (argc > 1) setenv("COROTLS_CERTDIR", argv[1], 1);
     const char *l = getenv("MELON_TEST_LIGHT");
     mu_light = l != NULL && l[0] != 0 && strcmp(l, "0") != 0;
     harness_init();
 }
 
+/* Monotonic seconds with sub-millisecond resolution (harness_now_ms counts
+ * whole milliseconds, and a timed section here can be shorter than one). */
 MU_UNUSED static double mu_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* A path under the certificate directory (static buffer per slot). */
-MU_UNUSED static const char *mu_cert(const char *name)
-{
-    static char bufs[8][512];
-    static int slot;
-    char *b = bufs[slot++ % 8];
-    snprintf(b, sizeof(bufs[0]), "%s/%s", mu_certdir, name);
-    return b;
 }
 
 /* A heap mln_string_t over a copy of `s` (freed with mu_str_free). */
@@ -98,9 +90,9 @@ MU_UNUSED static void mu_str_free(mln_string_t *s) { mln_string_free(s); }
 MU_UNUSED static mln_tcp_tls_conf_t *mu_conf(int role, const char *cert, const char *key,
                                              const char *ca, mln_u32_t versions, int verify)
 {
-    mln_string_t *c = cert ? mu_str(mu_cert(cert)) : NULL;
-    mln_string_t *k = key ? mu_str(mu_cert(key)) : NULL;
-    mln_string_t *a = ca ? mu_str(mu_cert(ca)) : NULL;
+    mln_string_t *c = cert ? mu_str(harness_cert(cert)) : NULL;
+    mln_string_t *k = key ? mu_str(harness_cert(key)) : NULL;
+    mln_string_t *a = ca ? mu_str(harness_cert(ca)) : NULL;
     mln_tcp_tls_conf_t *conf = mln_tcp_tls_conf_new(role, c, k, a, NULL, versions, verify);
     mu_str_free(c);
     mu_str_free(k);
@@ -120,66 +112,22 @@ MU_UNUSED static mln_tcp_tls_conf_t *mu_client_conf(void)
 
 /* ---- sockets ---------------------------------------------------------- */
 
-MU_UNUSED static int mu_set_nb(int fd, int nb)
-{
-    int fl = fcntl(fd, F_GETFL, 0);
-    if (fl < 0) return -1;
-    return fcntl(fd, F_SETFL, nb ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
-}
-
 MU_UNUSED static int mu_pair(int sv[2], int nonblock)
 {
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return -1;
     if (nonblock) {
-        mu_set_nb(sv[0], 1);
-        mu_set_nb(sv[1], 1);
+        harness_set_nonblock(sv[0]);
+        harness_set_nonblock(sv[1]);
     }
     return 0;
-}
-
-/* A listening TCP socket on 127.0.0.1 with an ephemeral port. */
-MU_UNUSED static int mu_listen(int *port)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    *port = 0;
-    if (fd < 0) return -1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        close(fd);
-        return -1;
-    }
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-MU_UNUSED static int mu_connect(int port)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 /* A connected TCP pair over loopback (blocking). */
 MU_UNUSED static int mu_tcp_pair(int sv[2])
 {
-    int port, l = mu_listen(&port);
+    int port = 0, l = harness_listen_loopback(&port);
     if (l < 0) return -1;
-    sv[0] = mu_connect(port);
+    sv[0] = harness_connect_loopback(port);
     sv[1] = sv[0] < 0 ? -1 : accept(l, NULL, NULL);
     close(l);
     return sv[0] < 0 || sv[1] < 0 ? -1 : 0;
@@ -274,11 +222,11 @@ MU_UNUSED static SSL_CTX *mu_raw_ctx(int server)
     if (ctx == NULL) abort();
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (server) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, mu_cert("leaf.crt")) != 1 ||
-            SSL_CTX_use_PrivateKey_file(ctx, mu_cert("leaf.key"), SSL_FILETYPE_PEM) != 1)
+        if (SSL_CTX_use_certificate_chain_file(ctx, harness_cert("leaf.crt")) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, harness_cert("leaf.key"), SSL_FILETYPE_PEM) != 1)
             abort();
     } else {
-        if (SSL_CTX_load_verify_locations(ctx, mu_cert("ca.crt"), NULL) != 1) abort();
+        if (SSL_CTX_load_verify_locations(ctx, harness_cert("ca.crt"), NULL) != 1) abort();
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
     return ctx;
