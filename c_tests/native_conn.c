@@ -322,6 +322,11 @@ TEST(backpressure_keeps_order)
     int lfd = -1, port = 0;
     REQUIRE(sc && cc && (lfd = harness_listen_loopback(&port)) >= 0, "listener");
     int cfd = harness_connect_loopback(port), sfd = accept(lfd, NULL, NULL);
+    /* Fixed buffer sizes turn off TCP autotuning, which could otherwise
+     * make room between two writes while the client is not reading. */
+    int sz = 256 * 1024;
+    setsockopt(cfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+    setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     corotls_conn *c = NULL, *s = NULL;
     REQUIRE(corotls_conn_new(cc, cfd, &c) == COROTLS_OK && corotls_conn_new(sc, sfd, &s) == COROTLS_OK, "conns");
     corotls_conn_set_verify_host(c, "localhost");
