@@ -26,7 +26,7 @@ cc -Wall -Werror -o "$prefix/use" "$prefix/use.c" $(pkg-config --cflags --libs c
 out=$(LD_LIBRARY_PATH="$lib" "$prefix/use")
 [ "$out" = "0.1.0 OK" ] || { echo "FAIL - program output '$out'"; exit 1; }
 echo "ok - a program built with pkg-config --cflags --libs corotls runs: $out"
-# Not `ldd | grep -q`: under pipefail, grep quitting early can SIGPIPE ldd.
+# Not ldd piped into grep -q: under pipefail, grep quitting early can SIGPIPE ldd.
 deps=$(ldd "$lib/libcorotls.so")
 case "$deps" in
     *"libssl.so.3 => /lib"* | *"libssl.so.3 => /usr/lib"*) ;;
