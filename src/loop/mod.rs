@@ -983,8 +983,10 @@ impl Shared {
         }
     }
 
-    /// Check a connect in progress; on failure try the next address on the
-    /// same fd number.
+    /// Check a connect in progress; on failure try the next addresses on
+    /// the same fd number until one starts.  The socket's result is read
+    /// once: reading SO_ERROR clears it, so a socket whose connect failed
+    /// would then look still in progress.
     fn connect_progress(
         &self,
         slot: &Slot,
@@ -992,13 +994,12 @@ impl Shared {
         addrs: &[SocketAddr],
         next: &mut usize,
     ) -> Poll<Result<()>> {
-        loop {
-            let err = match net::connect_result(slot.fd) {
-                Ok(Some(())) => return Poll::Ready(Ok(())),
-                Ok(None) => return Poll::Pending,
-                Err(err) => err,
-            };
-            let Some(a) = addrs.get(*next) else { return Poll::Ready(Err(err)) };
+        let mut err = match net::connect_result(slot.fd) {
+            Ok(Some(())) => return Poll::Ready(Ok(())),
+            Ok(None) => return Poll::Pending,
+            Err(err) => err,
+        };
+        while let Some(a) = addrs.get(*next) {
             *next += 1;
             // The registration belongs to the socket being replaced.
             // SAFETY: the fd is open.
@@ -1012,9 +1013,11 @@ impl Shared {
             match started {
                 Ok(net::Connecting::Done) => return Poll::Ready(Ok(())),
                 Ok(net::Connecting::InProgress) => return Poll::Pending,
-                Err(_) => continue,
+                // Failed at once: the socket has nothing more to say.
+                Err(e) => err = e,
             }
         }
+        Poll::Ready(Err(err))
     }
 
     /// Names resolved off the loop: open the connection under the

@@ -389,3 +389,36 @@ fn dispatch_cost_does_not_grow_with_idle_connections() {
     assert_eq!(lp.pending(), 400);
     drop(lp);
 }
+
+#[test]
+fn connect_moves_on_when_a_later_address_fails_at_once() {
+    let lp = Loop::new().unwrap();
+    // A loopback port nobody listens on: refused in the background.
+    let l = net::listen(Some("127.0.0.1"), "0", 8).unwrap();
+    let closed = net::local_addr(l).unwrap();
+    net::close_fd(l);
+    // Link-local without a scope id: connect fails at once (EINVAL, or the
+    // socket itself where there is no IPv6).
+    let addrs = [closed, "[fe80::1]:443".parse().unwrap()];
+    let (mk, rx) = chan();
+    let timeout = Some(Duration::from_secs(1));
+    let before = lp.visits();
+    let (r, _) = lp.sh.connect_addrs(&addrs, &client_conf(), timeout, mk()).unwrap();
+    assert_eq!(r, Ready::Pending);
+    let end = Instant::now() + Duration::from_secs(20);
+    let g = loop {
+        if let Ok(g) = rx.try_recv() {
+            break g;
+        }
+        assert!(Instant::now() < end, "no completion");
+        lp.dispatch(Some(Duration::from_millis(100))).unwrap();
+    };
+    let visits = lp.visits() - before;
+    // The last address's failure, not the deadline, and no spinning on the
+    // dead socket meanwhile.
+    assert_eq!((g.0, g.1), (-1, COROTLS_ERR_IO), "{}", g.4);
+    assert!(g.4.contains("fe80::1"), "{}", g.4);
+    assert!(visits < 10, "{visits} dispatch visits");
+    assert_eq!(lp.pending(), 0);
+    assert!(lp.is_empty());
+}
