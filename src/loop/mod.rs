@@ -361,11 +361,13 @@ impl Loop {
             None => {
                 let sh = &self.sh;
                 let id = sh.new_id();
+                // Counted before it is visible: a dispatch on another thread
+                // may complete it at once (a deadline of 0).
+                sh.pending.fetch_add(1, Ordering::SeqCst);
                 if let Some(t) = timeout {
                     lock(&sh.timers).add(id, Instant::now() + t, Target::Resolving);
                 }
                 lock(&sh.resolving).insert(id, Resolving { conf: conf.clone(), cb, timed: timeout.is_some() });
-                sh.pending.fetch_add(1, Ordering::SeqCst);
                 let weak: Weak<Shared> = Arc::downgrade(sh);
                 sh.resolver.submit(
                     host,
