@@ -50,8 +50,22 @@ fn send_some(fd: RawFd, data: &[u8]) -> Result<usize> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// `recv` calls this thread made, per fd: what tests count.
+    static RECVS: std::cell::RefCell<std::collections::HashMap<RawFd, usize>> = Default::default();
+}
+
+/// How many `recv` calls this thread has made on `fd`.
+#[cfg(test)]
+pub(crate) fn recv_calls(fd: RawFd) -> usize {
+    RECVS.with(|r| r.borrow().get(&fd).copied().unwrap_or(0))
+}
+
 /// One `recv` into `room`: Ok(0) is EOF, EAGAIN is WANT_READ.
 fn recv_some(fd: RawFd, room: &mut [MaybeUninit<u8>]) -> Result<usize> {
+    #[cfg(test)]
+    RECVS.with(|r| *r.borrow_mut().entry(fd).or_default() += 1);
     loop {
         // SAFETY: room is valid for writes of its length; recv initialises
         // what it reports.

@@ -364,11 +364,13 @@ impl ConnEntry {
 
     /// Work done while no operation asks for it: read ahead (up to the
     /// limit) so that a peer's close is seen and a later recv finds data,
-    /// and flush ciphertext left by a timed-out send.  Returns a failure to
-    /// remember; the direction that failed is not retried.
-    pub fn background(&mut self) -> Option<Error> {
+    /// and flush ciphertext left by a timed-out send.  `pull`: the socket
+    /// may have input (else reading ahead would only find it empty).
+    /// Returns a failure to remember; the direction that failed is not
+    /// retried.
+    pub fn background(&mut self, pull: bool) -> Option<Error> {
         let mut failed = None;
-        if self.bg_read_enabled() {
+        if pull && self.bg_read_enabled() {
             let step = if self.limit == 0 { READ_STEP } else { BG_STEP };
             match self.conn.pull(step) {
                 Ok(_) => {}

@@ -867,7 +867,7 @@ impl Shared {
             let (fd, gen) = table::fd_gen_of(ev.key);
             let slot = lock(&self.table).get_gen(fd, gen);
             if let Some(slot) = slot {
-                self.on_event(&slot, &mut done);
+                self.on_event(&slot, ev.readable, &mut done);
             }
         }
         self.on_resolved(&mut done);
@@ -893,7 +893,9 @@ impl Shared {
         }
     }
 
-    fn on_event(&self, slot: &Slot, done: &mut Vec<Completion>) {
+    /// Work on an entry the poller reported (`readable`: the event said
+    /// input is waiting).
+    fn on_event(&self, slot: &Slot, readable: bool, done: &mut Vec<Completion>) {
         self.visits.fetch_add(1, Ordering::Relaxed);
         let mut e = lock(&slot.st);
         if e.closed {
@@ -902,7 +904,7 @@ impl Shared {
         e.armed = None;
         match &mut e.kind {
             Kind::Listener(_) => self.step_listener(slot, &mut e, done),
-            Kind::Conn(_) => self.step_conn(slot, &mut e, done),
+            Kind::Conn(_) => self.step_conn(slot, &mut e, readable, done),
         }
         if !e.closed {
             if let Err(err) = self.try_rearm(slot, &mut e) {
@@ -947,9 +949,11 @@ impl Shared {
         self.finish(e, op, out, done);
     }
 
-    fn step_conn(&self, slot: &Slot, e: &mut Entry, done: &mut Vec<Completion>) {
+    fn step_conn(&self, slot: &Slot, e: &mut Entry, readable: bool, done: &mut Vec<Completion>) {
         let fd = slot.fd;
         let Kind::Conn(c) = &mut e.kind else { return };
+        let shook = c.conn.session().handshake_done();
+        let read_op = matches!(c.op.as_ref().map(|o| &o.kind), Some(OpKind::Read(_)));
         if let Some(mut op) = c.op.take() {
             let r = match &mut op.kind {
                 OpKind::Connect { addrs, next } => match self.connect_progress(slot, &mut e.armed, addrs, next) {
@@ -980,7 +984,14 @@ impl Shared {
             }
         }
         let Kind::Conn(c) = &mut e.kind else { return };
-        if let Some(err) = c.background() {
+        // Read ahead only where there may be something to take: not after
+        // a read operation, which has just pulled all there was (interest is
+        // oneshot: input left over is reported again once re-armed), and
+        // not on a writable-only event, unless this step finished the
+        // handshake (records that came with its last flight may wait in
+        // the session, undecrypted).
+        let pull = !read_op && (readable || (!shook && c.conn.session().handshake_done()));
+        if let Some(err) = c.background(pull) {
             e.note(&err);
         }
     }

@@ -422,3 +422,43 @@ fn connect_moves_on_when_a_later_address_fails_at_once() {
     assert_eq!(lp.pending(), 0);
     assert!(lp.is_empty());
 }
+
+#[test]
+fn dispatch_makes_no_recv_that_cannot_find_data() {
+    use crate::transport::recv_calls;
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, sfd) = pair_hs(&lp);
+    // Let the tickets and the like settle.
+    for _ in 0..20 {
+        lp.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    // A read completed by a readable event: the read's own recv, no
+    // second one that can only find the socket empty.
+    let (mk, rx) = chan();
+    let rounds = 50;
+    let mut in_dispatch = 0;
+    for i in 0..rounds {
+        assert_eq!(lp.read(sfd, Read::Any, None, mk()).unwrap(), Ready::Pending);
+        let before = recv_calls(sfd);
+        let msg = format!("round {i}");
+        send_all(&lp, cfd, msg.as_bytes());
+        assert_eq!(wait(&lp, &rx).2, msg.as_bytes());
+        in_dispatch += recv_calls(sfd) - before;
+    }
+    let per_round = in_dispatch as f64 / rounds as f64;
+    assert!(per_round < 1.5, "{per_round} recv calls per read completed by dispatch");
+    // A send completed by writable events on a socket nothing arrives on:
+    // no recv at all.
+    let v: i32 = 4096;
+    // SAFETY: plain setsockopt on our socket.
+    unsafe { libc::setsockopt(sfd, libc::SOL_SOCKET, libc::SO_SNDBUF, &v as *const _ as *const libc::c_void, 4) };
+    let big: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let before = recv_calls(sfd);
+    assert_eq!(lp.send(sfd, &big, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(recv_exact(&lp, cfd, big.len()), big);
+    assert_eq!(wait(&lp, &rx).1, COROTLS_OK);
+    assert_eq!(recv_calls(sfd) - before, 0, "recv calls on the sending end");
+    for fd in [cfd, sfd, lfd] {
+        lp.close(fd).unwrap();
+    }
+}
