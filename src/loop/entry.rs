@@ -160,9 +160,9 @@ impl Outcome {
 
 pub(super) struct Entry {
     pub closed: bool,
-    /// What the poller has enabled for this fd (None: disabled, as after a
+    /// What the poller has enabled for this fd (NONE: disabled, as after a
     /// oneshot event was delivered).
-    pub armed: Option<Interest>,
+    pub armed: Interest,
     /// Message of the last failure on this fd ("" if none).
     pub last_error: String,
     pub kind: Kind,
@@ -182,7 +182,7 @@ pub(super) struct Listener {
 
 impl Entry {
     pub fn new(kind: Kind) -> Entry {
-        Entry { closed: false, armed: None, last_error: String::new(), kind }
+        Entry { closed: false, armed: Interest::NONE, last_error: String::new(), kind }
     }
 
     pub fn op_mut(&mut self) -> &mut Option<Op> {

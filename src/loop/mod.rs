@@ -678,13 +678,13 @@ impl Shared {
         let want = e.interest();
         // A disabled oneshot registration stays disabled when nothing is
         // wanted: re-enabling would report hang-ups of idle sockets.
-        if want.is_none() || e.armed == Some(want) {
+        if want.is_none() || e.armed == want {
             return Ok(());
         }
         let ev = Event::new(slot.key(), want.read, want.write);
         // SAFETY: the entry is open (checked above, under its lock).
         self.poller.modify(unsafe { borrow(slot.fd) }, ev).map_err(|err| Error::os("poller", err))?;
-        e.armed = Some(want);
+        e.armed = want;
         Ok(())
     }
 
@@ -706,9 +706,8 @@ impl Shared {
 
     /// Make a registered fd's entry visible in the table.
     fn publish(&self, fd: RawFd, gen: u32, kind: Kind) -> Arc<Slot> {
-        let mut entry = Entry::new(kind);
-        entry.armed = Some(Interest::NONE);
-        let slot = Arc::new(Slot { fd, gen, st: Mutex::new(entry) });
+        // Registered with no interest: Entry::new's `armed`.
+        let slot = Arc::new(Slot { fd, gen, st: Mutex::new(Entry::new(kind)) });
         let stale = lock(&self.table).insert(slot.clone());
         if let Some(old) = stale {
             self.evict(&old);
@@ -901,7 +900,7 @@ impl Shared {
         if e.closed {
             return;
         }
-        e.armed = None;
+        e.armed = Interest::NONE;
         match &mut e.kind {
             Kind::Listener(_) => self.step_listener(slot, &mut e, done),
             Kind::Conn(_) => self.step_conn(slot, &mut e, readable, done),
@@ -1003,7 +1002,7 @@ impl Shared {
     fn connect_progress(
         &self,
         slot: &Slot,
-        armed: &mut Option<Interest>,
+        armed: &mut Interest,
         addrs: &[SocketAddr],
         next: &mut usize,
     ) -> Poll<Result<()>> {
@@ -1022,7 +1021,7 @@ impl Shared {
             if let Err(e) = unsafe { self.poller.add(slot.fd, Event::none(slot.key())) } {
                 return Poll::Ready(Err(Error::os("poller", e)));
             }
-            *armed = Some(Interest::NONE);
+            *armed = Interest::NONE;
             match started {
                 Ok(net::Connecting::Done) => return Poll::Ready(Ok(())),
                 Ok(net::Connecting::InProgress) => return Poll::Pending,
