@@ -123,6 +123,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     }
 }
 
+/// Move the first `n` plaintext bytes buffered in `conn` into `out`
+/// (replacing what it held): a completion's data, or an entry's `chunk`.
+pub(super) fn take_plain(conn: &mut Conn, n: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&conn.session().plain()[..n]);
+    conn.session_mut().consume(n);
+}
+
 /// How an operation ended.
 pub(super) struct Outcome {
     pub code: Code,
@@ -200,9 +208,16 @@ impl Entry {
         }
     }
 
+    /// Remember a failure (an error or EOF) as the fd's last error.
     pub fn note(&mut self, e: &Error) {
-        if e.code.is_error() || e.code == COROTLS_EOF {
-            self.last_error = e.msg.clone();
+        self.note_result(e.code, &e.msg)
+    }
+
+    /// `note` for a result given as code and message (OK and the other
+    /// non-failures are not remembered).
+    pub fn note_result(&mut self, code: Code, msg: &str) {
+        if code.is_error() || code == COROTLS_EOF {
+            self.last_error = msg.to_owned();
         }
     }
 }
@@ -250,16 +265,20 @@ impl ConnEntry {
         }
     }
 
-    pub fn alive(&self) -> bool {
+    /// No more input will come: EOF, close_notify, a failure.
+    fn input_ended(&self) -> bool {
         let s = self.conn.session();
-        !(s.eof() || s.peer_closed() || s.is_failed() || self.read_dead || self.write_dead)
+        s.eof() || s.peer_closed() || s.is_failed() || self.read_dead
+    }
+
+    pub fn alive(&self) -> bool {
+        !(self.input_ended() || self.write_dead)
     }
 
     fn bg_read_enabled(&self) -> bool {
-        let s = self.conn.session();
         !matches!(self.op.as_ref().map(|o| &o.kind), Some(OpKind::Read(_)) | Some(OpKind::Connect { .. }))
-            && s.handshake_done()
-            && !(s.eof() || s.peer_closed() || s.is_failed() || self.read_dead)
+            && self.conn.session().handshake_done()
+            && !self.input_ended()
             && (self.limit == 0 || self.unread() < self.limit)
     }
 
@@ -345,21 +364,6 @@ impl ConnEntry {
         } else {
             Poll::Ready(Err(end))
         }
-    }
-
-    /// Take the first `n` buffered plaintext bytes.
-    pub fn take(&mut self, n: usize) -> Vec<u8> {
-        let v = self.conn.session().plain()[..n].to_vec();
-        self.conn.session_mut().consume(n);
-        v
-    }
-
-    /// Take the first `n` buffered plaintext bytes into `chunk`.
-    pub fn take_into_chunk(&mut self, n: usize) {
-        self.chunk_fresh = true;
-        self.chunk.clear();
-        self.chunk.extend_from_slice(&self.conn.session().plain()[..n]);
-        self.conn.session_mut().consume(n);
     }
 
     /// Work done while no operation asks for it: read ahead (up to the

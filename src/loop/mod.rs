@@ -27,7 +27,7 @@ use crate::conf::{Conf, Role};
 use crate::error::{Code, Code::*, Error, Result};
 use crate::net::{self, Lookup};
 use crate::transport::Conn;
-use entry::{ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState};
+use entry::{take_plain, ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState};
 use polling::{Event, Events, PollMode, Poller};
 use resolver::Resolver;
 use std::collections::HashMap;
@@ -441,7 +441,8 @@ impl Loop {
             let mut st = ReadState::new(want);
             match c.try_read(&mut st) {
                 Poll::Ready(Ok(n)) => {
-                    c.take_into_chunk(n);
+                    take_plain(&mut c.conn, n, &mut c.chunk);
+                    c.chunk_fresh = true;
                     let chunk = Chunk { ptr: c.chunk.as_ptr(), len: c.chunk.len() };
                     sh.rearm(slot, e);
                     Ok(Ready::Now(chunk))
@@ -460,10 +461,7 @@ impl Loop {
         let slot = lock(&sh.table).remove(fd, None).ok_or_else(|| not_open(fd))?;
         let mut out = Vec::new();
         sh.close_entry(&slot, &mut lock(&slot.st), &mut out);
-        if !out.is_empty() {
-            lock(&sh.queue).append(&mut out);
-            let _ = sh.poller.notify();
-        }
+        sh.enqueue(out);
         Ok(())
     }
 
@@ -732,12 +730,15 @@ impl Shared {
     fn evict(&self, old: &Slot) {
         let mut e = lock(&old.st);
         e.closed = true;
-        if let Some(op) = e.op_mut().take() {
-            if op.timed {
-                lock(&self.timers).cancel(op.id);
-            }
-            let fd = op_fd(&op.kind, old.fd);
-            lock(&self.queue).push(Completion { cb: op.cb, out: Outcome::err(fd, cancelled()) });
+        let mut out = Vec::new();
+        self.cancel_op(old.fd, &mut e, &mut out);
+        self.enqueue(out);
+    }
+
+    /// Hand completions made outside dispatch to the next dispatch.
+    fn enqueue(&self, mut out: Vec<Completion>) {
+        if !out.is_empty() {
+            lock(&self.queue).append(&mut out);
             let _ = self.poller.notify();
         }
     }
@@ -798,13 +799,7 @@ impl Shared {
             return;
         }
         e.closed = true;
-        if let Some(op) = e.op_mut().take() {
-            if op.timed {
-                lock(&self.timers).cancel(op.id);
-            }
-            let fd = op_fd(&op.kind, slot.fd);
-            out.push(Completion { cb: op.cb, out: Outcome::err(fd, cancelled()) });
-        }
+        self.cancel_op(slot.fd, e, out);
         // SAFETY: the fd is still open (closed just below).
         let _ = self.poller.delete(unsafe { borrow(slot.fd) });
         if let Kind::Conn(c) = &mut e.kind {
@@ -824,14 +819,32 @@ impl Shared {
         net::close_fd(slot.fd);
     }
 
+    /// End `op` with `out`: its deadline goes, its callback is due.
     fn finish(&self, e: &mut Entry, op: Op, out: Outcome, done: &mut Vec<Completion>) {
         if op.timed {
             lock(&self.timers).cancel(op.id);
         }
-        if out.code != COROTLS_OK && (out.code.is_error() || out.code == COROTLS_EOF) {
-            e.last_error = out.msg.clone();
-        }
+        e.note_result(out.code, &out.msg);
         done.push(Completion { cb: op.cb, out });
+    }
+
+    /// `finish` from dispatch, where a connect that did not succeed takes
+    /// its fd with it.  Returns whether the entry was discarded.
+    fn complete(&self, slot: &Slot, e: &mut Entry, op: Op, out: Outcome, done: &mut Vec<Completion>) -> bool {
+        let failed_connect = matches!(op.kind, OpKind::Connect { .. }) && out.code != COROTLS_OK;
+        self.finish(e, op, out, done);
+        if failed_connect {
+            self.discard(slot, e);
+        }
+        failed_connect
+    }
+
+    /// End the entry's operation, if any, with CANCELLED.
+    fn cancel_op(&self, fd: RawFd, e: &mut Entry, out: &mut Vec<Completion>) {
+        if let Some(op) = e.op_mut().take() {
+            let fd = op_fd(&op.kind, fd);
+            self.finish(e, op, Outcome::err(fd, cancelled()), out);
+        }
     }
 
     // ----- dispatch -----------------------------------------------------
@@ -908,14 +921,12 @@ impl Shared {
         if !e.closed {
             if let Err(err) = self.try_rearm(slot, &mut e) {
                 // Nothing would wake the operation again: fail it.
-                e.note(&err);
-                if let Some(op) = e.op_mut().take() {
-                    let connect = matches!(op.kind, OpKind::Connect { .. });
-                    let fd = op_fd(&op.kind, slot.fd);
-                    self.finish(&mut e, op, Outcome::err(fd, err), done);
-                    if connect {
-                        self.discard(slot, &mut e);
+                match e.op_mut().take() {
+                    Some(op) => {
+                        let fd = op_fd(&op.kind, slot.fd);
+                        self.complete(slot, &mut e, op, Outcome::err(fd, err), done);
                     }
+                    None => e.note(&err),
                 }
             }
         }
@@ -965,7 +976,11 @@ impl Shared {
                     c.try_send(data, sent).map(|r| Outcome::of(fd, r).with_count(*before + *sent))
                 }
                 OpKind::Read(st) => c.try_read(st).map(|r| match r {
-                    Ok(n) => Outcome::ok(fd).with_data(c.take(n)),
+                    Ok(n) => {
+                        let mut data = Vec::new();
+                        take_plain(&mut c.conn, n, &mut data);
+                        Outcome::ok(fd).with_data(data)
+                    }
                     Err(err) => Outcome::err(fd, err),
                 }),
                 OpKind::Accept { .. } => Poll::Pending,
@@ -973,10 +988,7 @@ impl Shared {
             match r {
                 Poll::Pending => c.op = Some(op),
                 Poll::Ready(out) => {
-                    let failed_connect = matches!(op.kind, OpKind::Connect { .. }) && out.code != COROTLS_OK;
-                    self.finish(e, op, out, done);
-                    if failed_connect {
-                        self.discard(slot, e);
+                    if self.complete(slot, e, op, out, done) {
                         return;
                     }
                 }
@@ -1095,11 +1107,7 @@ impl Shared {
                         }
                         _ => Outcome::err(fd, timed_out(what)),
                     };
-                    let connect = matches!(op.kind, OpKind::Connect { .. });
-                    self.finish(&mut e, op, out, done);
-                    if connect {
-                        self.discard(&slot, &mut e);
-                    } else {
+                    if !self.complete(&slot, &mut e, op, out, done) {
                         self.rearm(&slot, &mut e);
                     }
                 }
