@@ -10,6 +10,7 @@
 
 use crate::conf::Conf;
 use crate::error::{Code::*, Error, Result};
+use crate::net::set_nonblocking;
 use crate::session::Session;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
@@ -271,21 +272,6 @@ impl Conn {
         self.session.shutdown()?;
         self.flush()
     }
-}
-
-/// Put `fd` in non-blocking mode.
-pub fn set_nonblocking(fd: RawFd) -> Result<()> {
-    // SAFETY: fcntl on an integer fd; failures are reported via errno.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return Err(Error::last_os("fcntl(F_GETFL)"));
-        }
-        if flags & libc::O_NONBLOCK == 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(Error::last_os("fcntl(F_SETFL)"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -443,9 +443,7 @@ impl Loop {
                 Poll::Ready(Ok(n)) => {
                     take_plain(&mut c.conn, n, &mut c.chunk);
                     c.chunk_fresh = true;
-                    let chunk = Chunk { ptr: c.chunk.as_ptr(), len: c.chunk.len() };
-                    sh.rearm(slot, e);
-                    Ok(Ready::Now(chunk))
+                    Ok(Ready::Now(Chunk { ptr: c.chunk.as_ptr(), len: c.chunk.len() }))
                 }
                 Poll::Ready(Err(err)) => Err(err),
                 Poll::Pending => sh.park(slot, e, OpKind::Read(st), timeout, cb).map(|_| Ready::Pending),
