@@ -20,8 +20,10 @@ const READ_STEP: usize = 1024 * 1024;
 const BG_STEP: usize = 64 * 1024;
 /// Plaintext kept unread before background reading pauses, by default.
 pub const DEFAULT_LIMIT: usize = 1024 * 1024;
-/// A delivered-chunk buffer larger than this is freed, not kept.
-const KEEP_CHUNK: usize = 16 * 1024;
+/// A delivered-chunk buffer larger than this is freed, not kept: what the
+/// session keeps of its plaintext buffer too (four records), so an echo
+/// loop's chunk of up to one 64 KiB socket read is reused, not reallocated.
+const KEEP_CHUNK: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Interest {

@@ -333,7 +333,9 @@ fn inline_chunk_can_be_echoed_by_the_next_send() {
     let (mk, _rx) = chan();
     let mut echoed = 0;
     while echoed < msg.len() {
-        while lp.unread(sfd).unwrap() == 0 {
+        // All of it at once: a chunk larger than the buffer kept, which the
+        // send releases only after use.
+        while lp.unread(sfd).unwrap() < msg.len() - echoed {
             lp.dispatch(Some(Duration::from_millis(5))).unwrap();
         }
         let got = match lp.read(sfd, Read::Any, None, mk()).unwrap() {
