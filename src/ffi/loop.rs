@@ -2,7 +2,7 @@
 //! `event_loop`).
 
 use super::conf::{conf_ref, corotls_conf};
-use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, set_last_error, slice_arg, str_arg};
+use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, out_arg, set_last_error, slice_arg, str_arg};
 use crate::error::{Code, Code::*, Error, Result};
 use crate::event_loop::{Callback, Chunk, Done, Info, Loop, Read, Ready};
 use libc::{c_char, c_void};
@@ -150,24 +150,12 @@ fn started<T>(r: Ready<T>, now: impl FnOnce(T)) -> Code {
     }
 }
 
-/// Clear and check a required int out-parameter.
-///
-/// # Safety
-/// `p` is NULL or valid for writes of an i32.
-unsafe fn fd_out<'a>(p: *mut i32) -> Result<&'a mut i32> {
-    if p.is_null() {
-        return Err(Error::arg("fd output pointer is NULL"));
-    }
-    p.write(-1);
-    Ok(&mut *p)
-}
-
 /// Create a loop.  On success `*out` is owned by the caller (free it with
 /// corotls_loop_free).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_new(out: *mut *mut corotls_loop) -> Code {
     guard(|| {
-        let out = super::out_ptr(out)?;
+        let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         *out = Box::into_raw(Box::new(Loop::new()?)) as *mut corotls_loop;
         Ok(())
     })
@@ -255,7 +243,7 @@ pub unsafe extern "C" fn corotls_loop_listen(
     out_fd: *mut i32,
 ) -> Code {
     guard(|| {
-        let out = fd_out(out_fd)?;
+        let out = out_arg(out_fd, -1, "fd output pointer")?;
         let lp = loop_ref(l)?;
         let host = match opt_bytes_arg(host) {
             Some(h) => Some(std::str::from_utf8(h).map_err(|_| Error::arg("host is not valid UTF-8"))?),
@@ -296,7 +284,7 @@ pub unsafe extern "C" fn corotls_loop_accept(
     out_fd: *mut i32,
 ) -> Code {
     guard_code(|| {
-        let out = fd_out(out_fd)?;
+        let out = out_arg(out_fd, -1, "fd output pointer")?;
         let lp = loop_ref(l)?;
         let conf = if conf.is_null() { None } else { Some(conf_ref(conf)?) };
         let timeout = timeout_of(timeout_ms)?;
@@ -325,7 +313,7 @@ pub unsafe extern "C" fn corotls_loop_connect(
     out_fd: *mut i32,
 ) -> Code {
     guard_code(|| {
-        let out = fd_out(out_fd)?;
+        let out = out_arg(out_fd, -1, "fd output pointer")?;
         let lp = loop_ref(l)?;
         let host = str_arg(host, "host")?;
         let service = str_arg(service, "service")?;
@@ -406,17 +394,14 @@ unsafe fn read_common(
     out_len: *mut usize,
 ) -> Code {
     guard_code(|| {
-        if out_data.is_null() || out_len.is_null() {
-            return Err(Error::arg("data or length output pointer is NULL"));
-        }
-        out_data.write(std::ptr::null());
-        out_len.write(0);
+        let out_data = out_arg(out_data, std::ptr::null(), "data output pointer")?;
+        let out_len = out_arg(out_len, 0, "length output pointer")?;
         let lp = loop_ref(l)?;
         let timeout = timeout_of(timeout_ms)?;
         let r = lp.read(fd, want()?, timeout, callback(cb, user_data)?)?;
         Ok(started(r, |c: Chunk| {
-            out_data.write(c.as_ptr());
-            out_len.write(c.len());
+            *out_data = c.as_ptr();
+            *out_len = c.len();
         }))
     })
 }
@@ -506,25 +491,25 @@ pub unsafe extern "C" fn corotls_loop_set_limit(l: *mut corotls_loop, fd: i32, b
 /// silly's unreadbytes: plaintext received and not yet read.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_unread_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
-    out_size(out, || loop_ref(l)?.unread(fd))
+    out_value(out, 0, || loop_ref(l)?.unread(fd))
 }
 
 /// silly's unsentbytes: ciphertext produced and not yet taken by the
 /// socket (bytes in the kernel's send queue are not counted).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_unsent_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
-    out_size(out, || loop_ref(l)?.unsent(fd))
+    out_value(out, 0, || loop_ref(l)?.unsent(fd))
 }
 
+/// A call whose result is one value stored through a required `out`
+/// (`cleared` on failure).
+///
 /// # Safety
-/// `out` is NULL or valid for writes of a usize.
-unsafe fn out_size(out: *mut usize, f: impl FnOnce() -> Result<usize>) -> Code {
+/// `out` is NULL or valid for a write of T.
+unsafe fn out_value<T>(out: *mut T, cleared: T, f: impl FnOnce() -> Result<T>) -> Code {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::arg("output pointer is NULL"));
-        }
-        out.write(0);
-        out.write(f()?);
+        let out = out_arg(out, cleared, "output pointer")?;
+        *out = f()?;
         Ok(())
     })
 }
@@ -533,14 +518,7 @@ unsafe fn out_size(out: *mut usize, f: impl FnOnce() -> Result<usize>) -> Code {
 /// seen no close_notify, no EOF and no failure (listeners: true).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_is_alive(l: *mut corotls_loop, fd: i32, out: *mut bool) -> Code {
-    guard(|| {
-        if out.is_null() {
-            return Err(Error::arg("output pointer is NULL"));
-        }
-        out.write(false);
-        out.write(loop_ref(l)?.alive(fd)?);
-        Ok(())
-    })
+    out_value(out, false, || loop_ref(l)?.alive(fd))
 }
 
 /// Copy a fact about `fd` (see corotls_info) into `buf` (`cap` bytes,

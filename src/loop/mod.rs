@@ -207,10 +207,21 @@ unsafe fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     BorrowedFd::borrow_raw(fd)
 }
 
+fn not_conn(fd: RawFd) -> Error {
+    Error::arg(format!("fd {fd} is a listener, not a connection"))
+}
+
 fn conn_of(e: &mut Entry, fd: RawFd) -> Result<&mut ConnEntry> {
     match &mut e.kind {
         Kind::Conn(c) => Ok(c),
-        Kind::Listener(_) => Err(Error::arg(format!("fd {fd} is a listener, not a connection"))),
+        Kind::Listener(_) => Err(not_conn(fd)),
+    }
+}
+
+fn listener_of(e: &mut Entry, fd: RawFd) -> Result<&mut Listener> {
+    match &mut e.kind {
+        Kind::Listener(l) => Ok(l),
+        Kind::Conn(_) => Err(Error::arg(format!("fd {fd} is a connection, not a listener"))),
     }
 }
 
@@ -298,12 +309,9 @@ impl Loop {
     /// conf use it; connections already accepted keep theirs.
     pub fn set_listener_conf(&self, lfd: RawFd, conf: &Conf) -> Result<()> {
         check_role(conf, Role::Server, "a listener")?;
-        self.sh.with_entry(lfd, |_, e| match &mut e.kind {
-            Kind::Listener(l) => {
-                l.conf = Some(conf.clone());
-                Ok(())
-            }
-            Kind::Conn(_) => Err(Error::arg(format!("fd {lfd} is a connection, not a listener"))),
+        self.sh.with_entry(lfd, |_, e| {
+            listener_of(e, lfd)?.conf = Some(conf.clone());
+            Ok(())
         })
     }
 
@@ -321,9 +329,7 @@ impl Loop {
         }
         let sh = &self.sh;
         sh.with_entry(lfd, |slot, e| {
-            let Kind::Listener(l) = &mut e.kind else {
-                return Err(Error::arg(format!("fd {lfd} is a connection, not a listener")));
-            };
+            let l = listener_of(e, lfd)?;
             if l.op.is_some() {
                 return Err(busy(lfd, "accept"));
             }
@@ -498,7 +504,7 @@ impl Loop {
             match (what, &e.kind) {
                 (Info::LocalAddr, _) => addr(net::local_addr(fd)),
                 (Info::Error, _) => Ok(e.last_error.clone()),
-                (_, Kind::Listener(_)) => Err(Error::arg(format!("fd {fd} is a listener, not a connection"))),
+                (_, Kind::Listener(_)) => Err(not_conn(fd)),
                 (Info::RemoteAddr, _) => addr(net::peer_addr(fd)),
                 (_, Kind::Conn(c)) => {
                     let i = c.conn.session().info();
