@@ -15,7 +15,8 @@ use std::time::Duration;
 /// script but yield its coroutine instead of blocking.
 ///
 /// **Operations** (accept, connect, handshake, send, recv, read,
-/// read_until) return one of:
+/// read_until) take a callback and a `user_data` pointer, which must stay
+/// valid until the callback runs, and return one of:
 /// - COROTLS_OK (or CLOSED, EOF, an error): finished inline; the result and
 ///   any data come through the return value and out-parameters, and the
 ///   callback is **never** called;
@@ -73,7 +74,10 @@ pub struct corotls_loop {
 
 /// A completion callback.
 ///
-/// - `user_data`: the pointer given to the operation, untouched.
+/// - `user_data`: the pointer given to the operation, untouched (the loop
+///   never reads through it).  What it points at must stay valid until the
+///   callback runs; an operation that completes inline or fails at once
+///   keeps no copy of it.
 /// - `fd`: the connection the result is about: for accept and connect the
 ///   new connection (-1 when they fail); for the others their fd.
 /// - `result`: see corotls_loop.  The message of a non-OK result is
@@ -112,6 +116,7 @@ pub enum corotls_info {
 /// # Safety
 /// `l` is NULL or a loop from corotls_loop_new that has not been freed.
 unsafe fn loop_ref<'a>(l: *const corotls_loop) -> Result<&'a Loop> {
+    // SAFETY: l is NULL or a live Box<Loop> (the caller's promise).
     (l as *const Loop).as_ref().ok_or_else(|| Error::arg("loop is NULL"))
 }
 
@@ -173,7 +178,9 @@ pub unsafe extern "C" fn corotls_loop_free(l: *mut corotls_loop) {
         if !l.is_null() {
             // Callbacks run by the shutdown may call back into the loop
             // (through a shared reference); nothing new can start after it.
+            // SAFETY: l came from corotls_loop_new (a Box<Loop>) and is not freed yet.
             (*(l as *const Loop)).shutdown();
+            // SAFETY: as above; no reference from the shutdown outlives it, and no other thread uses the loop.
             drop(Box::from_raw(l as *mut Loop));
         }
     })
@@ -295,10 +302,11 @@ pub unsafe extern "C" fn corotls_loop_accept(
 /// Connect to (`host`, `service`) and wrap the socket in a client session
 /// of `conf` (the connection keeps its own reference).  The handshake is
 /// not driven: set SNI / the host to verify now, then handshake, send or
-/// recv.  Numeric addresses are used directly; names are resolved on a
-/// helper thread, never blocking the caller; every address is tried in
-/// turn.  OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already
-/// (for a numeric address, usable for set_sni / set_verify_host, BUSY for
+/// recv.  `host` and `service` are copied (needed only during the call).
+/// Numeric addresses are used directly; names are resolved on a helper
+/// thread, never blocking the caller; every address is tried in turn.
+/// OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already (for
+/// a numeric address, usable for set_sni / set_verify_host, BUSY for
 /// operations until the callback) or -1 while a name is resolved; the
 /// callback's `fd` is the connection (-1 on failure).
 #[no_mangle]
@@ -413,7 +421,8 @@ unsafe fn read_common(
 /// corotls_loop_free; it may be passed to that operation (e.g. echoed with
 /// corotls_loop_send).  CLOSED: the peer sent close_notify; EOF: the stream
 /// ended without it (both once all data was read).  PENDING: the callback
-/// gets the data.
+/// gets the data.  `data` and `len` must not be NULL (ERR_ARG); they are
+/// NULL / 0 unless the result is OK.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_recv(
     l: *mut corotls_loop,
@@ -488,14 +497,16 @@ pub unsafe extern "C" fn corotls_loop_set_limit(l: *mut corotls_loop, fd: i32, b
     guard(|| loop_ref(l)?.set_limit(fd, bytes))
 }
 
-/// silly's unreadbytes: plaintext received and not yet read.
+/// silly's unreadbytes: plaintext received and not yet read.  `out` must
+/// not be NULL (ERR_ARG).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_unread_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
     out_value(out, 0, || loop_ref(l)?.unread(fd))
 }
 
 /// silly's unsentbytes: ciphertext produced and not yet taken by the
-/// socket (bytes in the kernel's send queue are not counted).
+/// socket (bytes in the kernel's send queue are not counted).  `out` must
+/// not be NULL (ERR_ARG).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_unsent_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
     out_value(out, 0, || loop_ref(l)?.unsent(fd))
@@ -515,7 +526,8 @@ unsafe fn out_value<T>(out: *mut T, cleared: T, f: impl FnOnce() -> Result<T>) -
 }
 
 /// silly's isalive: `*out` is true while the connection is open and has
-/// seen no close_notify, no EOF and no failure (listeners: true).
+/// seen no close_notify, no EOF and no failure (listeners: true).  `out`
+/// must not be NULL (ERR_ARG); it is false on any failure.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_is_alive(l: *mut corotls_loop, fd: i32, out: *mut bool) -> Code {
     out_value(out, false, || loop_ref(l)?.alive(fd))
@@ -553,7 +565,9 @@ pub unsafe extern "C" fn corotls_loop_info(
         let s = loop_ref(l)?.info(fd, what)?;
         let b = s.as_bytes();
         let n = b.len().min(cap - 1);
+        // SAFETY: buf is valid for cap bytes (the caller's promise) and n + 1 <= cap; s is our own string.
         std::ptr::copy_nonoverlapping(b.as_ptr(), buf as *mut u8, n);
+        // SAFETY: as above: index n < cap.
         buf.add(n).write(0);
         super::put(out_len, b.len());
         if n < b.len() {

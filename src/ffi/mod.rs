@@ -171,7 +171,9 @@ pub(crate) unsafe fn out_arg<'a, T>(p: *mut T, cleared: T, what: &str) -> Result
     if p.is_null() {
         return Err(Error::arg(format!("{what} is NULL")));
     }
+    // SAFETY: p is not NULL, so valid for a write of T (the caller's promise).
     p.write(cleared);
+    // SAFETY: as above; it now holds an initialised T.
     Ok(&mut *p)
 }
 
