@@ -169,6 +169,7 @@ struct Shared {
     closing: AtomicBool,
     /// Entries worked on by dispatch (events and expired deadlines): what
     /// a dispatch costs, for tests.
+    #[cfg(test)]
     visits: AtomicU64,
     /// Held by the dispatching thread.
     events: Mutex<Events>,
@@ -250,6 +251,7 @@ impl Loop {
                 pending: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 closing: AtomicBool::new(false),
+                #[cfg(test)]
                 visits: AtomicU64::new(0),
                 events: Mutex::new(Events::new()),
                 resolver: Resolver::default(),
@@ -280,6 +282,7 @@ impl Loop {
     /// Entries dispatch has worked on so far (one per socket event or
     /// expired deadline): the cost of dispatching, independent of how many
     /// connections are open.
+    #[cfg(test)]
     pub fn visits(&self) -> u64 {
         self.sh.visits.load(Ordering::Relaxed)
     }
@@ -912,6 +915,7 @@ impl Shared {
     /// Work on an entry the poller reported (`readable`: the event said
     /// input is waiting).
     fn on_event(&self, slot: &Slot, readable: bool, done: &mut Vec<Completion>) {
+        #[cfg(test)]
         self.visits.fetch_add(1, Ordering::Relaxed);
         let mut e = lock(&slot.st);
         if e.closed {
@@ -1094,6 +1098,7 @@ impl Shared {
                     }
                 }
                 Target::Slot { fd, gen } => {
+                    #[cfg(test)]
                     self.visits.fetch_add(1, Ordering::Relaxed);
                     let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
                     let mut e = lock(&slot.st);
