@@ -190,7 +190,8 @@ typedef struct corotls_conn corotls_conn;
  * script but yield its coroutine instead of blocking.
  *
  * **Operations** (accept, connect, handshake, send, recv, read,
- * read_until) return one of:
+ * read_until) take a callback and a `user_data` pointer, which must stay
+ * valid until the callback runs, and return one of:
  * - COROTLS_OK (or CLOSED, EOF, an error): finished inline; the result and
  *   any data come through the return value and out-parameters, and the
  *   callback is **never** called;
@@ -254,7 +255,10 @@ typedef struct corotls_session corotls_session;
 /**
  * A completion callback.
  *
- * - `user_data`: the pointer given to the operation, untouched.
+ * - `user_data`: the pointer given to the operation, untouched (the loop
+ *   never reads through it).  What it points at must stay valid until the
+ *   callback runs; an operation that completes inline or fails at once
+ *   keeps no copy of it.
  * - `fd`: the connection the result is about: for accept and connect the
  *   new connection (-1 when they fail); for the others their fd.
  * - `result`: see corotls_loop.  The message of a non-OK result is
@@ -632,10 +636,11 @@ corotls_result corotls_loop_accept(corotls_loop *l,
  * Connect to (`host`, `service`) and wrap the socket in a client session
  * of `conf` (the connection keeps its own reference).  The handshake is
  * not driven: set SNI / the host to verify now, then handshake, send or
- * recv.  Numeric addresses are used directly; names are resolved on a
- * helper thread, never blocking the caller; every address is tried in
- * turn.  OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already
- * (for a numeric address, usable for set_sni / set_verify_host, BUSY for
+ * recv.  `host` and `service` are copied (needed only during the call).
+ * Numeric addresses are used directly; names are resolved on a helper
+ * thread, never blocking the caller; every address is tried in turn.
+ * OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already (for
+ * a numeric address, usable for set_sni / set_verify_host, BUSY for
  * operations until the callback) or -1 while a name is resolved; the
  * callback's `fd` is the connection (-1 on failure).
  */
@@ -692,7 +697,8 @@ corotls_result corotls_loop_send(corotls_loop *l,
  * corotls_loop_free; it may be passed to that operation (e.g. echoed with
  * corotls_loop_send).  CLOSED: the peer sent close_notify; EOF: the stream
  * ended without it (both once all data was read).  PENDING: the callback
- * gets the data.
+ * gets the data.  `data` and `len` must not be NULL (ERR_ARG); they are
+ * NULL / 0 unless the result is OK.
  */
 corotls_result corotls_loop_recv(corotls_loop *l,
                                  int32_t fd,
@@ -755,19 +761,22 @@ corotls_result corotls_loop_close(corotls_loop *l, int32_t fd);
 corotls_result corotls_loop_set_limit(corotls_loop *l, int32_t fd, size_t bytes);
 
 /**
- * silly's unreadbytes: plaintext received and not yet read.
+ * silly's unreadbytes: plaintext received and not yet read.  `out` must
+ * not be NULL (ERR_ARG).
  */
 corotls_result corotls_loop_unread_bytes(corotls_loop *l, int32_t fd, size_t *out);
 
 /**
  * silly's unsentbytes: ciphertext produced and not yet taken by the
- * socket (bytes in the kernel's send queue are not counted).
+ * socket (bytes in the kernel's send queue are not counted).  `out` must
+ * not be NULL (ERR_ARG).
  */
 corotls_result corotls_loop_unsent_bytes(corotls_loop *l, int32_t fd, size_t *out);
 
 /**
  * silly's isalive: `*out` is true while the connection is open and has
- * seen no close_notify, no EOF and no failure (listeners: true).
+ * seen no close_notify, no EOF and no failure (listeners: true).  `out`
+ * must not be NULL (ERR_ARG); it is false on any failure.
  */
 corotls_result corotls_loop_is_alive(corotls_loop *l, int32_t fd, bool *out);
 

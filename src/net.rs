@@ -262,7 +262,8 @@ pub fn connect_again(fd: RawFd, a: &SocketAddr) -> Result<Connecting> {
     if rc < 0 {
         return Err(Error::last_os("dup3"));
     }
-    crate::transport::set_nonblocking(fd)?;
+    // Non-blocking already: O_NONBLOCK belongs to the open file, which the
+    // duplicate shares.
     connect_on(fd, a)
 }
 
@@ -345,6 +346,21 @@ pub fn discard_input(fd: RawFd, max: usize) {
         }
         total += n as usize;
     }
+}
+
+/// Put `fd` in non-blocking mode.
+pub fn set_nonblocking(fd: RawFd) -> Result<()> {
+    // SAFETY: fcntl on an integer fd; failures are reported via errno.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(Error::last_os("fcntl(F_GETFL)"));
+        }
+        if flags & libc::O_NONBLOCK == 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(Error::last_os("fcntl(F_SETFL)"));
+        }
+    }
+    Ok(())
 }
 
 /// Disable Nagle: TLS already writes whole records.

@@ -10,6 +10,7 @@
 
 use crate::conf::Conf;
 use crate::error::{Code::*, Error, Result};
+use crate::net::set_nonblocking;
 use crate::session::Session;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
@@ -50,8 +51,22 @@ fn send_some(fd: RawFd, data: &[u8]) -> Result<usize> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// `recv` calls this thread made, per fd: what tests count.
+    static RECVS: std::cell::RefCell<std::collections::HashMap<RawFd, usize>> = Default::default();
+}
+
+/// How many `recv` calls this thread has made on `fd`.
+#[cfg(test)]
+pub(crate) fn recv_calls(fd: RawFd) -> usize {
+    RECVS.with(|r| r.borrow().get(&fd).copied().unwrap_or(0))
+}
+
 /// One `recv` into `room`: Ok(0) is EOF, EAGAIN is WANT_READ.
 fn recv_some(fd: RawFd, room: &mut [MaybeUninit<u8>]) -> Result<usize> {
+    #[cfg(test)]
+    RECVS.with(|r| *r.borrow_mut().entry(fd).or_default() += 1);
     loop {
         // SAFETY: room is valid for writes of its length; recv initialises
         // what it reports.
@@ -257,21 +272,6 @@ impl Conn {
         self.session.shutdown()?;
         self.flush()
     }
-}
-
-/// Put `fd` in non-blocking mode.
-pub fn set_nonblocking(fd: RawFd) -> Result<()> {
-    // SAFETY: fcntl on an integer fd; failures are reported via errno.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return Err(Error::last_os("fcntl(F_GETFL)"));
-        }
-        if flags & libc::O_NONBLOCK == 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(Error::last_os("fcntl(F_SETFL)"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `corotls_conf_builder` and `corotls_conf`.
 
-use super::{bytes_arg, guard, guard_value, opt_bytes_arg, out_ptr, path_of, slice_arg, str_arg};
+use super::{bytes_arg, guard, guard_value, opt_bytes_arg, out_arg, path_of, slice_arg, str_arg};
 use crate::conf::{Conf, ConfBuilder, Identity, Role, Verify, Version};
 use crate::error::{Code, Error, Result};
 use libc::c_char;
@@ -80,7 +80,7 @@ pub(crate) fn conf_into_raw(c: Conf) -> *mut corotls_conf {
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_new(role: i32, out: *mut *mut corotls_conf_builder) -> Code {
     guard(|| {
-        let out = out_ptr(out)?;
+        let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         let b = ConfBuilder::new(role_of(role)?);
         *out = Box::into_raw(Box::new(b)) as *mut corotls_conf_builder;
         Ok(())
@@ -279,7 +279,7 @@ pub unsafe extern "C" fn corotls_conf_builder_set_alpn_wire(
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_build(b: *mut corotls_conf_builder, out: *mut *mut corotls_conf) -> Code {
     guard(|| {
-        let out = out_ptr(out)?;
+        let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         let c = builder(b)?.build()?;
         *out = conf_into_raw(c);
         Ok(())
@@ -305,7 +305,7 @@ pub unsafe extern "C" fn corotls_conf_new(
     out: *mut *mut corotls_conf,
 ) -> Code {
     guard(|| {
-        let out = out_ptr(out)?;
+        let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         let ciphers = match opt_bytes_arg(ciphers) {
             Some(c) => Some(std::str::from_utf8(c).map_err(|_| Error::arg("cipher list is not UTF-8"))?),
             None => None,

@@ -2,7 +2,7 @@
 
 use super::conf::{conf_ref, corotls_conf};
 use super::session::corotls_session;
-use super::{bytes_arg, finish, guard, guard_value, internal_error, out_ptr, put, slice_arg, slice_mut_arg};
+use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, slice_arg, slice_mut_arg};
 use crate::error::{Code, Error, Result};
 use crate::transport::Conn;
 use libc::c_char;
@@ -32,7 +32,7 @@ unsafe fn with_conn(c: *mut corotls_conn, f: impl FnOnce(&mut Conn) -> Result<()
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conn_new(conf: *const corotls_conf, fd: i32, out: *mut *mut corotls_conn) -> Code {
     guard(|| {
-        let out = out_ptr(out)?;
+        let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         let c = Conn::new(conf_ref(conf)?, fd)?;
         *out = Box::into_raw(Box::new(c)) as *mut corotls_conn;
         Ok(())

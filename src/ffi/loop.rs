@@ -2,7 +2,7 @@
 //! `event_loop`).
 
 use super::conf::{conf_ref, corotls_conf};
-use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, set_last_error, slice_arg, str_arg};
+use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, out_arg, set_last_error, slice_arg, str_arg};
 use crate::error::{Code, Code::*, Error, Result};
 use crate::event_loop::{Callback, Chunk, Done, Info, Loop, Read, Ready};
 use libc::{c_char, c_void};
@@ -15,7 +15,8 @@ use std::time::Duration;
 /// script but yield its coroutine instead of blocking.
 ///
 /// **Operations** (accept, connect, handshake, send, recv, read,
-/// read_until) return one of:
+/// read_until) take a callback and a `user_data` pointer, which must stay
+/// valid until the callback runs, and return one of:
 /// - COROTLS_OK (or CLOSED, EOF, an error): finished inline; the result and
 ///   any data come through the return value and out-parameters, and the
 ///   callback is **never** called;
@@ -73,7 +74,10 @@ pub struct corotls_loop {
 
 /// A completion callback.
 ///
-/// - `user_data`: the pointer given to the operation, untouched.
+/// - `user_data`: the pointer given to the operation, untouched (the loop
+///   never reads through it).  What it points at must stay valid until the
+///   callback runs; an operation that completes inline or fails at once
+///   keeps no copy of it.
 /// - `fd`: the connection the result is about: for accept and connect the
 ///   new connection (-1 when they fail); for the others their fd.
 /// - `result`: see corotls_loop.  The message of a non-OK result is
@@ -112,6 +116,7 @@ pub enum corotls_info {
 /// # Safety
 /// `l` is NULL or a loop from corotls_loop_new that has not been freed.
 unsafe fn loop_ref<'a>(l: *const corotls_loop) -> Result<&'a Loop> {
+    // SAFETY: l is NULL or a live Box<Loop> (the caller's promise).
     (l as *const Loop).as_ref().ok_or_else(|| Error::arg("loop is NULL"))
 }
 
@@ -150,24 +155,12 @@ fn started<T>(r: Ready<T>, now: impl FnOnce(T)) -> Code {
     }
 }
 
-/// Clear and check a required int out-parameter.
-///
-/// # Safety
-/// `p` is NULL or valid for writes of an i32.
-unsafe fn fd_out<'a>(p: *mut i32) -> Result<&'a mut i32> {
-    if p.is_null() {
-        return Err(Error::arg("fd output pointer is NULL"));
-    }
-    p.write(-1);
-    Ok(&mut *p)
-}
-
 /// Create a loop.  On success `*out` is owned by the caller (free it with
 /// corotls_loop_free).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_new(out: *mut *mut corotls_loop) -> Code {
     guard(|| {
-        let out = super::out_ptr(out)?;
+        let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         *out = Box::into_raw(Box::new(Loop::new()?)) as *mut corotls_loop;
         Ok(())
     })
@@ -185,7 +178,9 @@ pub unsafe extern "C" fn corotls_loop_free(l: *mut corotls_loop) {
         if !l.is_null() {
             // Callbacks run by the shutdown may call back into the loop
             // (through a shared reference); nothing new can start after it.
+            // SAFETY: l came from corotls_loop_new (a Box<Loop>) and is not freed yet.
             (*(l as *const Loop)).shutdown();
+            // SAFETY: as above; no reference from the shutdown outlives it, and no other thread uses the loop.
             drop(Box::from_raw(l as *mut Loop));
         }
     })
@@ -255,7 +250,7 @@ pub unsafe extern "C" fn corotls_loop_listen(
     out_fd: *mut i32,
 ) -> Code {
     guard(|| {
-        let out = fd_out(out_fd)?;
+        let out = out_arg(out_fd, -1, "fd output pointer")?;
         let lp = loop_ref(l)?;
         let host = match opt_bytes_arg(host) {
             Some(h) => Some(std::str::from_utf8(h).map_err(|_| Error::arg("host is not valid UTF-8"))?),
@@ -296,7 +291,7 @@ pub unsafe extern "C" fn corotls_loop_accept(
     out_fd: *mut i32,
 ) -> Code {
     guard_code(|| {
-        let out = fd_out(out_fd)?;
+        let out = out_arg(out_fd, -1, "fd output pointer")?;
         let lp = loop_ref(l)?;
         let conf = if conf.is_null() { None } else { Some(conf_ref(conf)?) };
         let timeout = timeout_of(timeout_ms)?;
@@ -307,10 +302,11 @@ pub unsafe extern "C" fn corotls_loop_accept(
 /// Connect to (`host`, `service`) and wrap the socket in a client session
 /// of `conf` (the connection keeps its own reference).  The handshake is
 /// not driven: set SNI / the host to verify now, then handshake, send or
-/// recv.  Numeric addresses are used directly; names are resolved on a
-/// helper thread, never blocking the caller; every address is tried in
-/// turn.  OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already
-/// (for a numeric address, usable for set_sni / set_verify_host, BUSY for
+/// recv.  `host` and `service` are copied (needed only during the call).
+/// Numeric addresses are used directly; names are resolved on a helper
+/// thread, never blocking the caller; every address is tried in turn.
+/// OK: `*out_fd` is connected.  PENDING: `*out_fd` is the fd already (for
+/// a numeric address, usable for set_sni / set_verify_host, BUSY for
 /// operations until the callback) or -1 while a name is resolved; the
 /// callback's `fd` is the connection (-1 on failure).
 #[no_mangle]
@@ -325,7 +321,7 @@ pub unsafe extern "C" fn corotls_loop_connect(
     out_fd: *mut i32,
 ) -> Code {
     guard_code(|| {
-        let out = fd_out(out_fd)?;
+        let out = out_arg(out_fd, -1, "fd output pointer")?;
         let lp = loop_ref(l)?;
         let host = str_arg(host, "host")?;
         let service = str_arg(service, "service")?;
@@ -406,17 +402,14 @@ unsafe fn read_common(
     out_len: *mut usize,
 ) -> Code {
     guard_code(|| {
-        if out_data.is_null() || out_len.is_null() {
-            return Err(Error::arg("data or length output pointer is NULL"));
-        }
-        out_data.write(std::ptr::null());
-        out_len.write(0);
+        let out_data = out_arg(out_data, std::ptr::null(), "data output pointer")?;
+        let out_len = out_arg(out_len, 0, "length output pointer")?;
         let lp = loop_ref(l)?;
         let timeout = timeout_of(timeout_ms)?;
         let r = lp.read(fd, want()?, timeout, callback(cb, user_data)?)?;
         Ok(started(r, |c: Chunk| {
-            out_data.write(c.as_ptr());
-            out_len.write(c.len());
+            *out_data = c.as_ptr();
+            *out_len = c.len();
         }))
     })
 }
@@ -428,7 +421,8 @@ unsafe fn read_common(
 /// corotls_loop_free; it may be passed to that operation (e.g. echoed with
 /// corotls_loop_send).  CLOSED: the peer sent close_notify; EOF: the stream
 /// ended without it (both once all data was read).  PENDING: the callback
-/// gets the data.
+/// gets the data.  `data` and `len` must not be NULL (ERR_ARG); they are
+/// NULL / 0 unless the result is OK.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_recv(
     l: *mut corotls_loop,
@@ -503,44 +497,40 @@ pub unsafe extern "C" fn corotls_loop_set_limit(l: *mut corotls_loop, fd: i32, b
     guard(|| loop_ref(l)?.set_limit(fd, bytes))
 }
 
-/// silly's unreadbytes: plaintext received and not yet read.
+/// silly's unreadbytes: plaintext received and not yet read.  `out` must
+/// not be NULL (ERR_ARG).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_unread_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
-    out_size(out, || loop_ref(l)?.unread(fd))
+    out_value(out, 0, || loop_ref(l)?.unread(fd))
 }
 
 /// silly's unsentbytes: ciphertext produced and not yet taken by the
-/// socket (bytes in the kernel's send queue are not counted).
+/// socket (bytes in the kernel's send queue are not counted).  `out` must
+/// not be NULL (ERR_ARG).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_unsent_bytes(l: *mut corotls_loop, fd: i32, out: *mut usize) -> Code {
-    out_size(out, || loop_ref(l)?.unsent(fd))
+    out_value(out, 0, || loop_ref(l)?.unsent(fd))
 }
 
+/// A call whose result is one value stored through a required `out`
+/// (`cleared` on failure).
+///
 /// # Safety
-/// `out` is NULL or valid for writes of a usize.
-unsafe fn out_size(out: *mut usize, f: impl FnOnce() -> Result<usize>) -> Code {
+/// `out` is NULL or valid for a write of T.
+unsafe fn out_value<T>(out: *mut T, cleared: T, f: impl FnOnce() -> Result<T>) -> Code {
     guard(|| {
-        if out.is_null() {
-            return Err(Error::arg("output pointer is NULL"));
-        }
-        out.write(0);
-        out.write(f()?);
+        let out = out_arg(out, cleared, "output pointer")?;
+        *out = f()?;
         Ok(())
     })
 }
 
 /// silly's isalive: `*out` is true while the connection is open and has
-/// seen no close_notify, no EOF and no failure (listeners: true).
+/// seen no close_notify, no EOF and no failure (listeners: true).  `out`
+/// must not be NULL (ERR_ARG); it is false on any failure.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_is_alive(l: *mut corotls_loop, fd: i32, out: *mut bool) -> Code {
-    guard(|| {
-        if out.is_null() {
-            return Err(Error::arg("output pointer is NULL"));
-        }
-        out.write(false);
-        out.write(loop_ref(l)?.alive(fd)?);
-        Ok(())
-    })
+    out_value(out, false, || loop_ref(l)?.alive(fd))
 }
 
 /// Copy a fact about `fd` (see corotls_info) into `buf` (`cap` bytes,
@@ -575,7 +565,9 @@ pub unsafe extern "C" fn corotls_loop_info(
         let s = loop_ref(l)?.info(fd, what)?;
         let b = s.as_bytes();
         let n = b.len().min(cap - 1);
+        // SAFETY: buf is valid for cap bytes (the caller's promise) and n + 1 <= cap; s is our own string.
         std::ptr::copy_nonoverlapping(b.as_ptr(), buf as *mut u8, n);
+        // SAFETY: as above: index n < cap.
         buf.add(n).write(0);
         super::put(out_len, b.len());
         if n < b.len() {

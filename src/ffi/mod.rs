@@ -162,15 +162,18 @@ pub(crate) unsafe fn put<T>(p: *mut T, v: T) {
     }
 }
 
-/// Check a required out-pointer and clear what it points at.
+/// A required out-parameter: ERR_ARG when NULL, else `cleared` is stored
+/// through it at once (what the caller finds if the call then fails).
 ///
 /// # Safety
-/// `p` is NULL or valid for a write of `*mut T`.
-pub(crate) unsafe fn out_ptr<'a, T>(p: *mut *mut T) -> Result<&'a mut *mut T> {
+/// `p` is NULL or valid for a write of T.
+pub(crate) unsafe fn out_arg<'a, T>(p: *mut T, cleared: T, what: &str) -> Result<&'a mut T> {
     if p.is_null() {
-        return Err(Error::arg("output pointer is NULL"));
+        return Err(Error::arg(format!("{what} is NULL")));
     }
-    p.write(std::ptr::null_mut());
+    // SAFETY: p is not NULL, so valid for a write of T (the caller's promise).
+    p.write(cleared);
+    // SAFETY: as above; it now holds an initialised T.
     Ok(&mut *p)
 }
 

@@ -1,7 +1,7 @@
 //! `corotls_session`: one TLS session over memory buffers (sans-IO).
 
 use super::conf::{conf_ref, corotls_conf};
-use super::{bytes_arg, finish, guard, guard_value, internal_error, out_ptr, put, slice_arg, slice_mut_arg};
+use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, slice_arg, slice_mut_arg};
 use crate::error::{Code, Error, Result};
 use crate::session::Session;
 use libc::c_char;
@@ -44,7 +44,7 @@ pub(crate) unsafe fn read_session<T>(s: *const corotls_session, default: T, f: i
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_new(conf: *const corotls_conf, out: *mut *mut corotls_session) -> Code {
     guard(|| {
-        let out = out_ptr(out)?;
+        let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         let s = Session::new(conf_ref(conf)?)?;
         *out = session_into_raw(s);
         Ok(())

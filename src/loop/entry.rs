@@ -20,8 +20,10 @@ const READ_STEP: usize = 1024 * 1024;
 const BG_STEP: usize = 64 * 1024;
 /// Plaintext kept unread before background reading pauses, by default.
 pub const DEFAULT_LIMIT: usize = 1024 * 1024;
-/// A delivered-chunk buffer larger than this is freed, not kept.
-const KEEP_CHUNK: usize = 16 * 1024;
+/// A delivered-chunk buffer larger than this is freed, not kept: what the
+/// session keeps of its plaintext buffer too (four records), so an echo
+/// loop's chunk of up to one 64 KiB socket read is reused, not reallocated.
+const KEEP_CHUNK: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Interest {
@@ -123,6 +125,14 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     }
 }
 
+/// Move the first `n` plaintext bytes buffered in `conn` into `out`
+/// (replacing what it held): a completion's data, or an entry's `chunk`.
+pub(super) fn take_plain(conn: &mut Conn, n: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&conn.session().plain()[..n]);
+    conn.session_mut().consume(n);
+}
+
 /// How an operation ended.
 pub(super) struct Outcome {
     pub code: Code,
@@ -160,9 +170,9 @@ impl Outcome {
 
 pub(super) struct Entry {
     pub closed: bool,
-    /// What the poller has enabled for this fd (None: disabled, as after a
+    /// What the poller has enabled for this fd (NONE: disabled, as after a
     /// oneshot event was delivered).
-    pub armed: Option<Interest>,
+    pub armed: Interest,
     /// Message of the last failure on this fd ("" if none).
     pub last_error: String,
     pub kind: Kind,
@@ -182,7 +192,7 @@ pub(super) struct Listener {
 
 impl Entry {
     pub fn new(kind: Kind) -> Entry {
-        Entry { closed: false, armed: None, last_error: String::new(), kind }
+        Entry { closed: false, armed: Interest::NONE, last_error: String::new(), kind }
     }
 
     pub fn op_mut(&mut self) -> &mut Option<Op> {
@@ -200,9 +210,16 @@ impl Entry {
         }
     }
 
+    /// Remember a failure (an error or EOF) as the fd's last error.
     pub fn note(&mut self, e: &Error) {
-        if e.code.is_error() || e.code == COROTLS_EOF {
-            self.last_error = e.msg.clone();
+        self.note_result(e.code, &e.msg)
+    }
+
+    /// `note` for a result given as code and message (OK and the other
+    /// non-failures are not remembered).
+    pub fn note_result(&mut self, code: Code, msg: &str) {
+        if code.is_error() || code == COROTLS_EOF {
+            self.last_error = msg.to_owned();
         }
     }
 }
@@ -250,16 +267,20 @@ impl ConnEntry {
         }
     }
 
-    pub fn alive(&self) -> bool {
+    /// No more input will come: EOF, close_notify, a failure.
+    fn input_ended(&self) -> bool {
         let s = self.conn.session();
-        !(s.eof() || s.peer_closed() || s.is_failed() || self.read_dead || self.write_dead)
+        s.eof() || s.peer_closed() || s.is_failed() || self.read_dead
+    }
+
+    pub fn alive(&self) -> bool {
+        !(self.input_ended() || self.write_dead)
     }
 
     fn bg_read_enabled(&self) -> bool {
-        let s = self.conn.session();
         !matches!(self.op.as_ref().map(|o| &o.kind), Some(OpKind::Read(_)) | Some(OpKind::Connect { .. }))
-            && s.handshake_done()
-            && !(s.eof() || s.peer_closed() || s.is_failed() || self.read_dead)
+            && self.conn.session().handshake_done()
+            && !self.input_ended()
             && (self.limit == 0 || self.unread() < self.limit)
     }
 
@@ -347,28 +368,15 @@ impl ConnEntry {
         }
     }
 
-    /// Take the first `n` buffered plaintext bytes.
-    pub fn take(&mut self, n: usize) -> Vec<u8> {
-        let v = self.conn.session().plain()[..n].to_vec();
-        self.conn.session_mut().consume(n);
-        v
-    }
-
-    /// Take the first `n` buffered plaintext bytes into `chunk`.
-    pub fn take_into_chunk(&mut self, n: usize) {
-        self.chunk_fresh = true;
-        self.chunk.clear();
-        self.chunk.extend_from_slice(&self.conn.session().plain()[..n]);
-        self.conn.session_mut().consume(n);
-    }
-
     /// Work done while no operation asks for it: read ahead (up to the
     /// limit) so that a peer's close is seen and a later recv finds data,
-    /// and flush ciphertext left by a timed-out send.  Returns a failure to
-    /// remember; the direction that failed is not retried.
-    pub fn background(&mut self) -> Option<Error> {
+    /// and flush ciphertext left by a timed-out send.  `pull`: the socket
+    /// may have input (else reading ahead would only find it empty).
+    /// Returns a failure to remember; the direction that failed is not
+    /// retried.
+    pub fn background(&mut self, pull: bool) -> Option<Error> {
         let mut failed = None;
-        if self.bg_read_enabled() {
+        if pull && self.bg_read_enabled() {
             let step = if self.limit == 0 { READ_STEP } else { BG_STEP };
             match self.conn.pull(step) {
                 Ok(_) => {}

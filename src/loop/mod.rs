@@ -27,7 +27,7 @@ use crate::conf::{Conf, Role};
 use crate::error::{Code, Code::*, Error, Result};
 use crate::net::{self, Lookup};
 use crate::transport::Conn;
-use entry::{ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState};
+use entry::{take_plain, ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState};
 use polling::{Event, Events, PollMode, Poller};
 use resolver::Resolver;
 use std::collections::HashMap;
@@ -169,6 +169,7 @@ struct Shared {
     closing: AtomicBool,
     /// Entries worked on by dispatch (events and expired deadlines): what
     /// a dispatch costs, for tests.
+    #[cfg(test)]
     visits: AtomicU64,
     /// Held by the dispatching thread.
     events: Mutex<Events>,
@@ -207,10 +208,21 @@ unsafe fn borrow(fd: RawFd) -> BorrowedFd<'static> {
     BorrowedFd::borrow_raw(fd)
 }
 
+fn not_conn(fd: RawFd) -> Error {
+    Error::arg(format!("fd {fd} is a listener, not a connection"))
+}
+
 fn conn_of(e: &mut Entry, fd: RawFd) -> Result<&mut ConnEntry> {
     match &mut e.kind {
         Kind::Conn(c) => Ok(c),
-        Kind::Listener(_) => Err(Error::arg(format!("fd {fd} is a listener, not a connection"))),
+        Kind::Listener(_) => Err(not_conn(fd)),
+    }
+}
+
+fn listener_of(e: &mut Entry, fd: RawFd) -> Result<&mut Listener> {
+    match &mut e.kind {
+        Kind::Listener(l) => Ok(l),
+        Kind::Conn(_) => Err(Error::arg(format!("fd {fd} is a connection, not a listener"))),
     }
 }
 
@@ -239,6 +251,7 @@ impl Loop {
                 pending: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 closing: AtomicBool::new(false),
+                #[cfg(test)]
                 visits: AtomicU64::new(0),
                 events: Mutex::new(Events::new()),
                 resolver: Resolver::default(),
@@ -269,6 +282,7 @@ impl Loop {
     /// Entries dispatch has worked on so far (one per socket event or
     /// expired deadline): the cost of dispatching, independent of how many
     /// connections are open.
+    #[cfg(test)]
     pub fn visits(&self) -> u64 {
         self.sh.visits.load(Ordering::Relaxed)
     }
@@ -298,12 +312,9 @@ impl Loop {
     /// conf use it; connections already accepted keep theirs.
     pub fn set_listener_conf(&self, lfd: RawFd, conf: &Conf) -> Result<()> {
         check_role(conf, Role::Server, "a listener")?;
-        self.sh.with_entry(lfd, |_, e| match &mut e.kind {
-            Kind::Listener(l) => {
-                l.conf = Some(conf.clone());
-                Ok(())
-            }
-            Kind::Conn(_) => Err(Error::arg(format!("fd {lfd} is a connection, not a listener"))),
+        self.sh.with_entry(lfd, |_, e| {
+            listener_of(e, lfd)?.conf = Some(conf.clone());
+            Ok(())
         })
     }
 
@@ -321,9 +332,7 @@ impl Loop {
         }
         let sh = &self.sh;
         sh.with_entry(lfd, |slot, e| {
-            let Kind::Listener(l) = &mut e.kind else {
-                return Err(Error::arg(format!("fd {lfd} is a connection, not a listener")));
-            };
+            let l = listener_of(e, lfd)?;
             if l.op.is_some() {
                 return Err(busy(lfd, "accept"));
             }
@@ -361,11 +370,13 @@ impl Loop {
             None => {
                 let sh = &self.sh;
                 let id = sh.new_id();
+                // Counted before it is visible: a dispatch on another thread
+                // may complete it at once (a deadline of 0).
+                sh.pending.fetch_add(1, Ordering::SeqCst);
                 if let Some(t) = timeout {
                     lock(&sh.timers).add(id, Instant::now() + t, Target::Resolving);
                 }
                 lock(&sh.resolving).insert(id, Resolving { conf: conf.clone(), cb, timed: timeout.is_some() });
-                sh.pending.fetch_add(1, Ordering::SeqCst);
                 let weak: Weak<Shared> = Arc::downgrade(sh);
                 sh.resolver.submit(
                     host,
@@ -439,10 +450,9 @@ impl Loop {
             let mut st = ReadState::new(want);
             match c.try_read(&mut st) {
                 Poll::Ready(Ok(n)) => {
-                    c.take_into_chunk(n);
-                    let chunk = Chunk { ptr: c.chunk.as_ptr(), len: c.chunk.len() };
-                    sh.rearm(slot, e);
-                    Ok(Ready::Now(chunk))
+                    take_plain(&mut c.conn, n, &mut c.chunk);
+                    c.chunk_fresh = true;
+                    Ok(Ready::Now(Chunk { ptr: c.chunk.as_ptr(), len: c.chunk.len() }))
                 }
                 Poll::Ready(Err(err)) => Err(err),
                 Poll::Pending => sh.park(slot, e, OpKind::Read(st), timeout, cb).map(|_| Ready::Pending),
@@ -458,10 +468,7 @@ impl Loop {
         let slot = lock(&sh.table).remove(fd, None).ok_or_else(|| not_open(fd))?;
         let mut out = Vec::new();
         sh.close_entry(&slot, &mut lock(&slot.st), &mut out);
-        if !out.is_empty() {
-            lock(&sh.queue).append(&mut out);
-            let _ = sh.poller.notify();
-        }
+        sh.enqueue(out);
         Ok(())
     }
 
@@ -500,7 +507,7 @@ impl Loop {
             match (what, &e.kind) {
                 (Info::LocalAddr, _) => addr(net::local_addr(fd)),
                 (Info::Error, _) => Ok(e.last_error.clone()),
-                (_, Kind::Listener(_)) => Err(Error::arg(format!("fd {fd} is a listener, not a connection"))),
+                (_, Kind::Listener(_)) => Err(not_conn(fd)),
                 (Info::RemoteAddr, _) => addr(net::peer_addr(fd)),
                 (_, Kind::Conn(c)) => {
                     let i = c.conn.session().info();
@@ -676,13 +683,13 @@ impl Shared {
         let want = e.interest();
         // A disabled oneshot registration stays disabled when nothing is
         // wanted: re-enabling would report hang-ups of idle sockets.
-        if want.is_none() || e.armed == Some(want) {
+        if want.is_none() || e.armed == want {
             return Ok(());
         }
         let ev = Event::new(slot.key(), want.read, want.write);
         // SAFETY: the entry is open (checked above, under its lock).
         self.poller.modify(unsafe { borrow(slot.fd) }, ev).map_err(|err| Error::os("poller", err))?;
-        e.armed = Some(want);
+        e.armed = want;
         Ok(())
     }
 
@@ -704,9 +711,8 @@ impl Shared {
 
     /// Make a registered fd's entry visible in the table.
     fn publish(&self, fd: RawFd, gen: u32, kind: Kind) -> Arc<Slot> {
-        let mut entry = Entry::new(kind);
-        entry.armed = Some(Interest::NONE);
-        let slot = Arc::new(Slot { fd, gen, st: Mutex::new(entry) });
+        // Registered with no interest: Entry::new's `armed`.
+        let slot = Arc::new(Slot { fd, gen, st: Mutex::new(Entry::new(kind)) });
         let stale = lock(&self.table).insert(slot.clone());
         if let Some(old) = stale {
             self.evict(&old);
@@ -731,12 +737,15 @@ impl Shared {
     fn evict(&self, old: &Slot) {
         let mut e = lock(&old.st);
         e.closed = true;
-        if let Some(op) = e.op_mut().take() {
-            if op.timed {
-                lock(&self.timers).cancel(op.id);
-            }
-            let fd = op_fd(&op.kind, old.fd);
-            lock(&self.queue).push(Completion { cb: op.cb, out: Outcome::err(fd, cancelled()) });
+        let mut out = Vec::new();
+        self.cancel_op(old.fd, &mut e, &mut out);
+        self.enqueue(out);
+    }
+
+    /// Hand completions made outside dispatch to the next dispatch.
+    fn enqueue(&self, mut out: Vec<Completion>) {
+        if !out.is_empty() {
+            lock(&self.queue).append(&mut out);
             let _ = self.poller.notify();
         }
     }
@@ -797,13 +806,7 @@ impl Shared {
             return;
         }
         e.closed = true;
-        if let Some(op) = e.op_mut().take() {
-            if op.timed {
-                lock(&self.timers).cancel(op.id);
-            }
-            let fd = op_fd(&op.kind, slot.fd);
-            out.push(Completion { cb: op.cb, out: Outcome::err(fd, cancelled()) });
-        }
+        self.cancel_op(slot.fd, e, out);
         // SAFETY: the fd is still open (closed just below).
         let _ = self.poller.delete(unsafe { borrow(slot.fd) });
         if let Kind::Conn(c) = &mut e.kind {
@@ -823,14 +826,32 @@ impl Shared {
         net::close_fd(slot.fd);
     }
 
+    /// End `op` with `out`: its deadline goes, its callback is due.
     fn finish(&self, e: &mut Entry, op: Op, out: Outcome, done: &mut Vec<Completion>) {
         if op.timed {
             lock(&self.timers).cancel(op.id);
         }
-        if out.code != COROTLS_OK && (out.code.is_error() || out.code == COROTLS_EOF) {
-            e.last_error = out.msg.clone();
-        }
+        e.note_result(out.code, &out.msg);
         done.push(Completion { cb: op.cb, out });
+    }
+
+    /// `finish` from dispatch, where a connect that did not succeed takes
+    /// its fd with it.  Returns whether the entry was discarded.
+    fn complete(&self, slot: &Slot, e: &mut Entry, op: Op, out: Outcome, done: &mut Vec<Completion>) -> bool {
+        let failed_connect = matches!(op.kind, OpKind::Connect { .. }) && out.code != COROTLS_OK;
+        self.finish(e, op, out, done);
+        if failed_connect {
+            self.discard(slot, e);
+        }
+        failed_connect
+    }
+
+    /// End the entry's operation, if any, with CANCELLED.
+    fn cancel_op(&self, fd: RawFd, e: &mut Entry, out: &mut Vec<Completion>) {
+        if let Some(op) = e.op_mut().take() {
+            let fd = op_fd(&op.kind, fd);
+            self.finish(e, op, Outcome::err(fd, cancelled()), out);
+        }
     }
 
     // ----- dispatch -----------------------------------------------------
@@ -865,7 +886,7 @@ impl Shared {
             let (fd, gen) = table::fd_gen_of(ev.key);
             let slot = lock(&self.table).get_gen(fd, gen);
             if let Some(slot) = slot {
-                self.on_event(&slot, &mut done);
+                self.on_event(&slot, ev.readable, &mut done);
             }
         }
         self.on_resolved(&mut done);
@@ -891,28 +912,29 @@ impl Shared {
         }
     }
 
-    fn on_event(&self, slot: &Slot, done: &mut Vec<Completion>) {
+    /// Work on an entry the poller reported (`readable`: the event said
+    /// input is waiting).
+    fn on_event(&self, slot: &Slot, readable: bool, done: &mut Vec<Completion>) {
+        #[cfg(test)]
         self.visits.fetch_add(1, Ordering::Relaxed);
         let mut e = lock(&slot.st);
         if e.closed {
             return;
         }
-        e.armed = None;
+        e.armed = Interest::NONE;
         match &mut e.kind {
             Kind::Listener(_) => self.step_listener(slot, &mut e, done),
-            Kind::Conn(_) => self.step_conn(slot, &mut e, done),
+            Kind::Conn(_) => self.step_conn(slot, &mut e, readable, done),
         }
         if !e.closed {
             if let Err(err) = self.try_rearm(slot, &mut e) {
                 // Nothing would wake the operation again: fail it.
-                e.note(&err);
-                if let Some(op) = e.op_mut().take() {
-                    let connect = matches!(op.kind, OpKind::Connect { .. });
-                    let fd = op_fd(&op.kind, slot.fd);
-                    self.finish(&mut e, op, Outcome::err(fd, err), done);
-                    if connect {
-                        self.discard(slot, &mut e);
+                match e.op_mut().take() {
+                    Some(op) => {
+                        let fd = op_fd(&op.kind, slot.fd);
+                        self.complete(slot, &mut e, op, Outcome::err(fd, err), done);
                     }
+                    None => e.note(&err),
                 }
             }
         }
@@ -945,9 +967,11 @@ impl Shared {
         self.finish(e, op, out, done);
     }
 
-    fn step_conn(&self, slot: &Slot, e: &mut Entry, done: &mut Vec<Completion>) {
+    fn step_conn(&self, slot: &Slot, e: &mut Entry, readable: bool, done: &mut Vec<Completion>) {
         let fd = slot.fd;
         let Kind::Conn(c) = &mut e.kind else { return };
+        let shook = c.conn.session().handshake_done();
+        let read_op = matches!(c.op.as_ref().map(|o| &o.kind), Some(OpKind::Read(_)));
         if let Some(mut op) = c.op.take() {
             let r = match &mut op.kind {
                 OpKind::Connect { addrs, next } => match self.connect_progress(slot, &mut e.armed, addrs, next) {
@@ -960,7 +984,11 @@ impl Shared {
                     c.try_send(data, sent).map(|r| Outcome::of(fd, r).with_count(*before + *sent))
                 }
                 OpKind::Read(st) => c.try_read(st).map(|r| match r {
-                    Ok(n) => Outcome::ok(fd).with_data(c.take(n)),
+                    Ok(n) => {
+                        let mut data = Vec::new();
+                        take_plain(&mut c.conn, n, &mut data);
+                        Outcome::ok(fd).with_data(data)
+                    }
                     Err(err) => Outcome::err(fd, err),
                 }),
                 OpKind::Accept { .. } => Poll::Pending,
@@ -968,37 +996,42 @@ impl Shared {
             match r {
                 Poll::Pending => c.op = Some(op),
                 Poll::Ready(out) => {
-                    let failed_connect = matches!(op.kind, OpKind::Connect { .. }) && out.code != COROTLS_OK;
-                    self.finish(e, op, out, done);
-                    if failed_connect {
-                        self.discard(slot, e);
+                    if self.complete(slot, e, op, out, done) {
                         return;
                     }
                 }
             }
         }
         let Kind::Conn(c) = &mut e.kind else { return };
-        if let Some(err) = c.background() {
+        // Read ahead only where there may be something to take: not after
+        // a read operation, which has just pulled all there was (interest is
+        // oneshot: input left over is reported again once re-armed), and
+        // not on a writable-only event, unless this step finished the
+        // handshake (records that came with its last flight may wait in
+        // the session, undecrypted).
+        let pull = !read_op && (readable || (!shook && c.conn.session().handshake_done()));
+        if let Some(err) = c.background(pull) {
             e.note(&err);
         }
     }
 
-    /// Check a connect in progress; on failure try the next address on the
-    /// same fd number.
+    /// Check a connect in progress; on failure try the next addresses on
+    /// the same fd number until one starts.  The socket's result is read
+    /// once: reading SO_ERROR clears it, so a socket whose connect failed
+    /// would then look still in progress.
     fn connect_progress(
         &self,
         slot: &Slot,
-        armed: &mut Option<Interest>,
+        armed: &mut Interest,
         addrs: &[SocketAddr],
         next: &mut usize,
     ) -> Poll<Result<()>> {
-        loop {
-            let err = match net::connect_result(slot.fd) {
-                Ok(Some(())) => return Poll::Ready(Ok(())),
-                Ok(None) => return Poll::Pending,
-                Err(err) => err,
-            };
-            let Some(a) = addrs.get(*next) else { return Poll::Ready(Err(err)) };
+        let mut err = match net::connect_result(slot.fd) {
+            Ok(Some(())) => return Poll::Ready(Ok(())),
+            Ok(None) => return Poll::Pending,
+            Err(err) => err,
+        };
+        while let Some(a) = addrs.get(*next) {
             *next += 1;
             // The registration belongs to the socket being replaced.
             // SAFETY: the fd is open.
@@ -1008,13 +1041,15 @@ impl Shared {
             if let Err(e) = unsafe { self.poller.add(slot.fd, Event::none(slot.key())) } {
                 return Poll::Ready(Err(Error::os("poller", e)));
             }
-            *armed = Some(Interest::NONE);
+            *armed = Interest::NONE;
             match started {
                 Ok(net::Connecting::Done) => return Poll::Ready(Ok(())),
                 Ok(net::Connecting::InProgress) => return Poll::Pending,
-                Err(_) => continue,
+                // Failed at once: the socket has nothing more to say.
+                Err(e) => err = e,
             }
         }
+        Poll::Ready(Err(err))
     }
 
     /// Names resolved off the loop: open the connection under the
@@ -1063,6 +1098,7 @@ impl Shared {
                     }
                 }
                 Target::Slot { fd, gen } => {
+                    #[cfg(test)]
                     self.visits.fetch_add(1, Ordering::Relaxed);
                     let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
                     let mut e = lock(&slot.st);
@@ -1080,11 +1116,7 @@ impl Shared {
                         }
                         _ => Outcome::err(fd, timed_out(what)),
                     };
-                    let connect = matches!(op.kind, OpKind::Connect { .. });
-                    self.finish(&mut e, op, out, done);
-                    if connect {
-                        self.discard(&slot, &mut e);
-                    } else {
+                    if !self.complete(&slot, &mut e, op, out, done) {
                         self.rearm(&slot, &mut e);
                     }
                 }

@@ -2,6 +2,7 @@
 //! worker threads (started on demand, at most `MAX_THREADS`, each leaving
 //! after `IDLE` without work).  Numeric addresses never come here.
 
+use super::lock;
 use crate::error::{Error, Result};
 use crate::net::{self, Lookup};
 use std::collections::VecDeque;
@@ -57,10 +58,6 @@ struct Inner {
 #[derive(Default)]
 pub(super) struct Resolver {
     inner: Arc<Inner>,
-}
-
-fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Resolver {

@@ -333,7 +333,9 @@ fn inline_chunk_can_be_echoed_by_the_next_send() {
     let (mk, _rx) = chan();
     let mut echoed = 0;
     while echoed < msg.len() {
-        while lp.unread(sfd).unwrap() == 0 {
+        // All of it at once: a chunk larger than the buffer kept, which the
+        // send releases only after use.
+        while lp.unread(sfd).unwrap() < msg.len() - echoed {
             lp.dispatch(Some(Duration::from_millis(5))).unwrap();
         }
         let got = match lp.read(sfd, Read::Any, None, mk()).unwrap() {
@@ -388,4 +390,77 @@ fn dispatch_cost_does_not_grow_with_idle_connections() {
     assert!((1.0..10.0).contains(&per_round), "{per_round} entries visited per round");
     assert_eq!(lp.pending(), 400);
     drop(lp);
+}
+
+#[test]
+fn connect_moves_on_when_a_later_address_fails_at_once() {
+    let lp = Loop::new().unwrap();
+    // A loopback port nobody listens on: refused in the background.
+    let l = net::listen(Some("127.0.0.1"), "0", 8).unwrap();
+    let closed = net::local_addr(l).unwrap();
+    net::close_fd(l);
+    // Link-local without a scope id: connect fails at once (EINVAL, or the
+    // socket itself where there is no IPv6).
+    let addrs = [closed, "[fe80::1]:443".parse().unwrap()];
+    let (mk, rx) = chan();
+    let timeout = Some(Duration::from_secs(1));
+    let before = lp.visits();
+    let (r, _) = lp.sh.connect_addrs(&addrs, &client_conf(), timeout, mk()).unwrap();
+    assert_eq!(r, Ready::Pending);
+    let end = Instant::now() + Duration::from_secs(20);
+    let g = loop {
+        if let Ok(g) = rx.try_recv() {
+            break g;
+        }
+        assert!(Instant::now() < end, "no completion");
+        lp.dispatch(Some(Duration::from_millis(100))).unwrap();
+    };
+    let visits = lp.visits() - before;
+    // The last address's failure, not the deadline, and no spinning on the
+    // dead socket meanwhile.
+    assert_eq!((g.0, g.1), (-1, COROTLS_ERR_IO), "{}", g.4);
+    assert!(g.4.contains("fe80::1"), "{}", g.4);
+    assert!(visits < 10, "{visits} dispatch visits");
+    assert_eq!(lp.pending(), 0);
+    assert!(lp.is_empty());
+}
+
+#[test]
+fn dispatch_makes_no_recv_that_cannot_find_data() {
+    use crate::transport::recv_calls;
+    let lp = Loop::new().unwrap();
+    let (lfd, cfd, sfd) = pair_hs(&lp);
+    // Let the tickets and the like settle.
+    for _ in 0..20 {
+        lp.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    // A read completed by a readable event: the read's own recv, no
+    // second one that can only find the socket empty.
+    let (mk, rx) = chan();
+    let rounds = 50;
+    let mut in_dispatch = 0;
+    for i in 0..rounds {
+        assert_eq!(lp.read(sfd, Read::Any, None, mk()).unwrap(), Ready::Pending);
+        let before = recv_calls(sfd);
+        let msg = format!("round {i}");
+        send_all(&lp, cfd, msg.as_bytes());
+        assert_eq!(wait(&lp, &rx).2, msg.as_bytes());
+        in_dispatch += recv_calls(sfd) - before;
+    }
+    let per_round = in_dispatch as f64 / rounds as f64;
+    assert!(per_round < 1.5, "{per_round} recv calls per read completed by dispatch");
+    // A send completed by writable events on a socket nothing arrives on:
+    // no recv at all.
+    let v: i32 = 4096;
+    // SAFETY: plain setsockopt on our socket.
+    unsafe { libc::setsockopt(sfd, libc::SOL_SOCKET, libc::SO_SNDBUF, &v as *const _ as *const libc::c_void, 4) };
+    let big: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let before = recv_calls(sfd);
+    assert_eq!(lp.send(sfd, &big, None, mk()).unwrap(), Ready::Pending);
+    assert_eq!(recv_exact(&lp, cfd, big.len()), big);
+    assert_eq!(wait(&lp, &rx).1, COROTLS_OK);
+    assert_eq!(recv_calls(sfd) - before, 0, "recv calls on the sending end");
+    for fd in [cfd, sfd, lfd] {
+        lp.close(fd).unwrap();
+    }
 }
