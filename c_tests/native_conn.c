@@ -396,16 +396,23 @@ TEST(io_errors_are_reported)
     CHECK(r == COROTLS_EOF, "peer gone before a byte: %s", corotls_result_name(r));
     corotls_conn_free(c);
     close(sv[0]);
-    /* An fd that is not a socket. */
+    /* An fd that is not a stream socket is refused at once. */
     int p[2];
     REQUIRE(pipe(p) == 0, "pipe");
-    REQUIRE(corotls_conn_new(sc, p[0], &c) == COROTLS_OK, "conn over a pipe");
-    r = corotls_conn_handshake(c);
-    CHECK(r == COROTLS_ERR_IO && strstr(corotls_conn_error(c), "recv"), "not a socket: %s (%s)", corotls_result_name(r),
-          corotls_conn_error(c));
-    corotls_conn_free(c);
+    c = (corotls_conn *)1;
+    r = corotls_conn_new(sc, p[0], &c);
+    CHECK(r == COROTLS_ERR_ARG && c == NULL && strstr(corotls_last_error(), "not a socket"), "conn over a pipe: %s (%s)",
+          corotls_result_name(r), corotls_last_error());
     close(p[0]);
     close(p[1]);
+    int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    r = corotls_conn_new(sc, udp, &c);
+    CHECK(r == COROTLS_ERR_ARG && strstr(corotls_last_error(), "not a stream"), "conn over UDP: %s (%s)",
+          corotls_result_name(r), corotls_last_error());
+    close(udp);
+    r = corotls_conn_new(sc, 1000, &c);
+    CHECK(r == COROTLS_ERR_ARG && strstr(corotls_last_error(), "not open"), "conn over a closed fd: %s (%s)",
+          corotls_result_name(r), corotls_last_error());
     corotls_conf_free(sc);
 }
 

@@ -95,8 +95,10 @@ corotls_conn *util_connect(corotls_conf *conf, int port, const char *name, int *
     *fd = harness_connect_loopback(port);
     if (*fd < 0)
         return NULL;
+    /* SNI carries DNS names only; an IP address is verified, not sent. */
+    int is_ip = name && (strchr(name, ':') || strspn(name, "0123456789.") == strlen(name));
     if (corotls_conn_new(conf, *fd, &c) != COROTLS_OK ||
-        (name && (corotls_conn_set_sni(c, name) != COROTLS_OK ||
+        (name && ((!is_ip && corotls_conn_set_sni(c, name) != COROTLS_OK) ||
                   corotls_conn_set_verify_host(c, name) != COROTLS_OK))) {
         harness_diag("conn setup: %s", corotls_last_error());
         corotls_conn_free(c);

@@ -27,8 +27,9 @@ corotls_result util_write_all(corotls_conn *c, const void *data, size_t len, int
 /* Read exactly len bytes (or the first non-wait result). */
 corotls_result util_read_n(corotls_conn *c, void *buf, size_t len, int timeout_ms);
 
-/* TCP connect to 127.0.0.1:port and wrap in a client conn (SNI/verify host
- * set when name is not NULL).  Returns NULL on failure; *fd gets the socket. */
+/* TCP connect to 127.0.0.1:port and wrap in a client conn; when name is not
+ * NULL it is the host to verify, and also the SNI name unless it is an IP
+ * address.  Returns NULL on failure; *fd gets the socket. */
 corotls_conn *util_connect(corotls_conf *conf, int port, const char *name, int *fd);
 
 /* An echo server on its own thread: one poll(2) loop, corotls_conn per

@@ -301,10 +301,19 @@ const char *corotls_version(void);
 /**
  * Start a configuration for `role` (COROTLS_CLIENT or COROTLS_SERVER).
  *
- * Defaults: TLS 1.2 to 1.3, OpenSSL's default ciphers, no ALPN.  A client
- * verifies the server (COROTLS_VERIFY_PEER) against the trust you add: with
- * none, every handshake fails verification.  A server does not ask for
- * client certificates.
+ * Defaults (secure; each weakening is one explicit call):
+ * - TLS 1.2 and 1.3 (1.0 and 1.1 are never offered);
+ * - TLS 1.2 ciphers: ECDHE with AES-GCM or ChaCha20-Poly1305 only, in the
+ *   server's order of preference (corotls_conf_builder_set_ciphers);
+ * - TLS 1.3 suites: AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM
+ *   (corotls_conf_builder_set_suites);
+ * - groups X25519, P-256, P-384 (corotls_conf_builder_set_groups);
+ * - no renegotiation, no compression, no ALPN;
+ * - a client verifies the server's certificate chain **and its name**
+ *   (corotls_conf_builder_set_verify, corotls_conf_builder_set_verify_name):
+ *   add trust (a CA file, directory, PEM or the system store), or
+ *   corotls_conf_builder_build fails;
+ * - a server does not ask for client certificates.
  *
  * On success `*out` is a new builder owned by the caller (free it with
  * corotls_conf_builder_free).  On failure `*out` is NULL.
@@ -370,9 +379,25 @@ corotls_result corotls_conf_builder_add_system_ca(corotls_conf_builder *b);
 
 /**
  * Set the peer verification policy: COROTLS_VERIFY_NONE, _PEER or
- * _REQUIRE.  For a client, PEER and REQUIRE both verify the server.
+ * _REQUIRE.  For a client, PEER and REQUIRE both verify the server (its
+ * chain and, unless corotls_conf_builder_set_verify_name turned it off,
+ * its name).  A conf that verifies needs trust: build fails without.
  */
 corotls_result corotls_conf_builder_set_verify(corotls_conf_builder *b, int32_t mode);
+
+/**
+ * Whether a client that verifies the server also checks its name
+ * (default true).  The name checked is, in this order: the one given to
+ * set_verify_host, else the SNI name, else the host given to
+ * corotls_loop_connect; an IP literal is matched against IP SANs.  With
+ * no name at all the handshake fails with COROTLS_ERR_VERIFY.
+ *
+ * `false` verifies the chain only: **any** certificate from a trusted CA
+ * is accepted, whatever host it names, unless a session is given a name
+ * with set_verify_host.  This is a weakening; use it only to keep the
+ * contract of a runtime that checks names on request only.
+ */
+corotls_result corotls_conf_builder_set_verify_name(corotls_conf_builder *b, bool on);
 
 /**
  * Allow TLS versions from `min` to `max` (COROTLS_TLS1_2, COROTLS_TLS1_3).
@@ -380,22 +405,36 @@ corotls_result corotls_conf_builder_set_verify(corotls_conf_builder *b, int32_t 
 corotls_result corotls_conf_builder_set_versions(corotls_conf_builder *b, int32_t min, int32_t max);
 
 /**
- * Set the TLS 1.2 cipher list (OpenSSL syntax, e.g. "ECDHE+AESGCM").
- * Checked now: a list that selects no cipher is COROTLS_ERR_ARG.
- * TLS 1.3 suites are not affected (see corotls_conf_builder_set_suites).
+ * Replace the TLS 1.2 cipher list (OpenSSL syntax, e.g. "ECDHE+AESGCM").
+ * Checked now; COROTLS_ERR_ARG, with a message naming the entry, for: an
+ * empty list; a name OpenSSL does not know (after `!` or `-`, the names
+ * OpenSSL 3 retired, such as RC4 or EXPORT, are allowed); a positive
+ * entry selecting eNULL, NULL, aNULL, ADH, AECDH, EXPORT or RC4;
+ * `@SECLEVEL=0`; a list that selects a cipher without encryption or none
+ * with authentication.  TLS 1.3 suites are not affected (see
+ * corotls_conf_builder_set_suites).
  */
 corotls_result corotls_conf_builder_set_ciphers(corotls_conf_builder *b, const char *list);
 
 /**
- * Set the TLS 1.3 cipher suites (e.g. "TLS_AES_128_GCM_SHA256").
- * Checked now.
+ * Replace the TLS 1.3 cipher suites (e.g. "TLS_AES_128_GCM_SHA256").
+ * Checked now: at least one, each a suite OpenSSL knows, else
+ * COROTLS_ERR_ARG naming the entry.
  */
 corotls_result corotls_conf_builder_set_suites(corotls_conf_builder *b, const char *list);
+
+/**
+ * Replace the key exchange groups, most preferred first (e.g.
+ * "X25519:P-256:P-384:P-521").  Checked now: at least one, each a group
+ * OpenSSL knows, else COROTLS_ERR_ARG naming the entry.
+ */
+corotls_result corotls_conf_builder_set_groups(corotls_conf_builder *b, const char *list);
 
 /**
  * Set the ALPN protocols, most preferred first (`count` NUL-terminated
  * names, each 1..255 bytes).  A client offers them; a server selects the
  * first of its list that the client offers, or continues without ALPN.
+ * `protos` NULL with `count` 0 clears the list (no ALPN).
  */
 corotls_result corotls_conf_builder_set_alpn(corotls_conf_builder *b,
                                              const char *const *protos,
@@ -403,7 +442,8 @@ corotls_result corotls_conf_builder_set_alpn(corotls_conf_builder *b,
 
 /**
  * Set the ALPN protocols in wire format (each name prefixed by its length
- * byte, as in `"\x02h2\x08http/1.1"`).  Validated.
+ * byte, as in `"\x02h2\x08http/1.1"`).  Validated.  `wire` NULL with
+ * `len` 0 clears the list (no ALPN).
  */
 corotls_result corotls_conf_builder_set_alpn_wire(corotls_conf_builder *b,
                                                   const uint8_t *wire,
@@ -412,7 +452,9 @@ corotls_result corotls_conf_builder_set_alpn_wire(corotls_conf_builder *b,
 /**
  * Build an immutable conf from the builder's current settings.  The
  * builder is not consumed: it may be changed and built again (each build
- * is independent, e.g. for a reload).  A server needs an identity.
+ * is independent, e.g. for a reload).  COROTLS_ERR_ARG when a server has
+ * no identity, or when the conf verifies peers but trusts no CA (the
+ * message names the calls that fix it).
  *
  * On success `*out` is a new conf owned by the caller (release it with
  * corotls_conf_free).
@@ -424,8 +466,11 @@ corotls_result corotls_conf_builder_build(corotls_conf_builder *b, corotls_conf 
  * ciphers, verify)`: `role` COROTLS_CLIENT or COROTLS_SERVER; a server
  * needs `cert_file` and `key_file`, a client may give both for a client
  * certificate; `ca_file` is the only trust (no system store); `ciphers`
- * (TLS 1.2 list) may be NULL; `verify` makes a client verify the server
- * and a server require a client certificate.  NULL or "" mean "not given".
+ * (TLS 1.2 list, checked as by corotls_conf_builder_set_ciphers) may be
+ * NULL; `verify` makes a client verify the server, chain and name (see
+ * corotls_conf_builder_set_verify_name; `ca_file` is then required), and
+ * a server require a client certificate.  NULL or "" mean "not given".
+ * The other settings are the builder's defaults.
  *
  * On success `*out` is a new conf owned by the caller.
  */
@@ -808,15 +853,22 @@ void corotls_session_free(corotls_session *s);
 
 /**
  * Client only, before the handshake: the Server Name Indication to send.
- * `name`: 1..255 bytes, NUL-terminated (borrowed).
+ * `name` (borrowed, NUL-terminated) must be a DNS name (RFC 6066): at most
+ * 255 bytes, ASCII labels of letters, digits, '-' and '_' separated by
+ * dots, no trailing dot; an IP address or a control character is
+ * COROTLS_ERR_ARG.  Unless set_verify_host names another, a verifying
+ * client checks the server's certificate against this name.
  */
 corotls_result corotls_session_set_sni(corotls_session *s, const char *name);
 
 /**
  * Client only, before the handshake: the name the server certificate must
- * match.  An IP literal (`127.0.0.1`, `::1`) is matched against IP SANs;
- * anything else against DNS names (RFC 6125, no partial wildcards).
- * Applies when the conf verifies peers.
+ * match (it takes precedence over the SNI name).  An IP literal
+ * (`127.0.0.1`, `::1`) is matched against IP SANs; anything else against
+ * DNS names (RFC 6125, no partial wildcards).  Applies when the conf
+ * verifies peers; with chain-only verification
+ * (corotls_conf_builder_set_verify_name false) it turns the name check on
+ * for this session.
  */
 corotls_result corotls_session_set_verify_host(corotls_session *s, const char *name);
 

@@ -1,21 +1,21 @@
 //! Configuration: a mutable `ConfBuilder` that checks each setting as it is
 //! given, and the immutable, reference-counted `Conf` it builds.
 //!
-//! A conf is one `SSL_CTX` per server identity.  The first is the primary
-//! (sessions start on it); when a server has several identities, the SNI
-//! callback moves a session to the first identity whose certificate matches
-//! the requested name.  Callback state (identity table, ALPN list) lives in
-//! the primary `SSL_CTX`'s ex_data, so it stays valid exactly as long as any
-//! `SSL` still references the context, whoever created that `SSL`.
+//! This file is policy: which defaults, which checks, which settings make a
+//! context.  `ossl::ctx` builds the `SSL_CTX`s; a conf is one per server
+//! identity.  The first is the primary (sessions start on it); when a
+//! server has several identities, the SNI callback moves a session to the
+//! first identity whose certificate matches the requested name.
 
-use crate::error::{Code::*, Error, Result};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::ossl::ciphers;
+use crate::ossl::ctx::{PeerCheck, SniChoice};
 use crate::ossl::{self, Ctx, PKey, X509};
-use libc::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 use openssl_sys as sys;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::path::Path;
-use std::ptr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -90,21 +90,16 @@ impl Identity {
     }
 
     pub fn from_files(cert: &Path, key: &Path, password: Option<&[u8]>) -> Result<Identity> {
-        let cert_pem = read_file(cert, "certificate file")?;
-        let key_pem = read_file(key, "private key file")?;
+        let cert_pem = files::read_regular(cert, "certificate file")?;
+        let key_pem = files::read_regular(key, "private key file")?;
         Identity::from_pem(&cert_pem, &key_pem, password)
     }
 }
 
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::arg(format!("cannot read {what} '{}': {e}", path.display())))
-}
-
 #[derive(Clone)]
 enum Trust {
-    File(CString),
-    Dir(CString),
     Certs(Vec<X509>),
+    Dir(CString),
     System,
 }
 
@@ -115,29 +110,47 @@ pub struct ConfBuilder {
     role: Role,
     identities: Vec<Identity>,
     trust: Vec<Trust>,
+    /// Verifying with no trust anchor at all was asked for explicitly.
+    empty_trust_ok: bool,
     verify: Verify,
+    verify_name: bool,
     min: Version,
     max: Version,
     ciphers: Option<CString>,
     suites: Option<CString>,
+    groups: Option<CString>,
     alpn: Option<Vec<u8>>,
 }
 
+/// TLS 1.2: forward secrecy (ECDHE) and AEAD (AES-GCM, ChaCha20-Poly1305)
+/// only, strongest first: Mozilla's "intermediate" profile without DHE.
+pub const DEFAULT_CIPHERS: &CStr = c"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
+ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+/// TLS 1.3: OpenSSL's three default suites.
+pub const DEFAULT_SUITES: &CStr = c"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+/// Key exchange groups: X25519, P-256, P-384 (no P-521, no X448, no FFDHE).
+pub const DEFAULT_GROUPS: &CStr = c"X25519:P-256:P-384";
+
 impl ConfBuilder {
-    /// Defaults: TLS 1.2 to 1.3, OpenSSL's cipher defaults, no ALPN; a
-    /// client verifies the server (trust must be configured, or every
-    /// handshake fails), a server asks for no client certificate.
+    /// Defaults: TLS 1.2 to 1.3 with the DEFAULT_* lists (server cipher
+    /// order, no renegotiation, no compression), no ALPN.  A client
+    /// verifies the server's chain and name (trust must be added: `build`
+    /// refuses a verifying conf without any); a server asks for no client
+    /// certificate.
     pub fn new(role: Role) -> ConfBuilder {
         ossl::init();
         ConfBuilder {
             role,
             identities: Vec::new(),
             trust: Vec::new(),
+            empty_trust_ok: false,
             verify: if role == Role::Client { Verify::Peer } else { Verify::None },
+            verify_name: true,
             min: Version::Tls12,
             max: Version::Tls13,
             ciphers: None,
             suites: None,
+            groups: None,
             alpn: None,
         }
     }
@@ -157,11 +170,11 @@ impl ConfBuilder {
         Ok(())
     }
 
-    /// Trust the CA certificates in a PEM file.
+    /// Trust the CA certificates in a PEM file (read now, once).
     pub fn add_ca_file(&mut self, path: &Path) -> Result<()> {
-        let pem = read_file(path, "CA file")?;
-        ossl::parse_certs_pem(&pem, "CA file")?;
-        self.trust.push(Trust::File(path_cstring(path)?));
+        let pem = files::read_regular(path, "CA file")?;
+        let certs = ossl::parse_certs_pem(&pem, &format!("CA file '{}'", path.display()))?;
+        self.trust.push(Trust::Certs(certs));
         Ok(())
     }
 
@@ -189,8 +202,23 @@ impl ConfBuilder {
         self.trust.push(Trust::System);
     }
 
+    /// Verify peers against no trust anchor at all, on purpose: every
+    /// certificate then fails verification.  What Melon's `verify` without
+    /// a CA file means; without this call `build` refuses such a conf.
+    pub fn allow_empty_trust(&mut self) {
+        self.empty_trust_ok = true;
+    }
+
     pub fn set_verify(&mut self, v: Verify) {
         self.verify = v;
+    }
+
+    /// Whether a verifying client also checks the server's name (default
+    /// true).  `false` verifies the chain only: any certificate from a
+    /// trusted CA is accepted, whatever host it names, unless a name is
+    /// given to the session with `set_verify_host`.
+    pub fn set_verify_name(&mut self, on: bool) {
+        self.verify_name = on;
     }
 
     pub fn set_versions(&mut self, min: Version, max: Version) -> Result<()> {
@@ -202,27 +230,24 @@ impl ConfBuilder {
         Ok(())
     }
 
-    /// TLS 1.2 cipher list in OpenSSL syntax; checked now.
+    /// TLS 1.2 cipher list in OpenSSL syntax, replacing DEFAULT_CIPHERS;
+    /// checked now (see `ossl::ciphers::check_cipher_list`).
     pub fn set_ciphers(&mut self, list: &str) -> Result<()> {
-        let c = CString::new(list).map_err(|_| Error::arg("cipher list contains a NUL byte"))?;
-        let probe = new_ctx(Role::Client)?;
-        // SAFETY: live scratch ctx; c is NUL-terminated.
-        if unsafe { sys::SSL_CTX_set_cipher_list(probe.as_ptr(), c.as_ptr()) } != 1 {
-            return Err(ossl::error(COROTLS_ERR_ARG, &format!("invalid TLS 1.2 cipher list '{list}'")));
-        }
-        self.ciphers = Some(c);
+        self.ciphers = Some(ciphers::check_cipher_list(list)?);
         Ok(())
     }
 
-    /// TLS 1.3 cipher suites (`TLS_AES_128_GCM_SHA256:...`); checked now.
+    /// TLS 1.3 cipher suites (`TLS_AES_128_GCM_SHA256:...`), replacing
+    /// DEFAULT_SUITES; checked now.
     pub fn set_suites(&mut self, list: &str) -> Result<()> {
-        let c = CString::new(list).map_err(|_| Error::arg("suite list contains a NUL byte"))?;
-        let probe = new_ctx(Role::Client)?;
-        // SAFETY: live scratch ctx; c is NUL-terminated.
-        if unsafe { sys::SSL_CTX_set_ciphersuites(probe.as_ptr(), c.as_ptr()) } != 1 {
-            return Err(ossl::error(COROTLS_ERR_ARG, &format!("invalid TLS 1.3 suite list '{list}'")));
-        }
-        self.suites = Some(c);
+        self.suites = Some(ciphers::check_suites(list)?);
+        Ok(())
+    }
+
+    /// Key exchange groups, most preferred first, replacing DEFAULT_GROUPS;
+    /// checked now.
+    pub fn set_groups(&mut self, list: &str) -> Result<()> {
+        self.groups = Some(ciphers::check_groups(list)?);
         Ok(())
     }
 
@@ -235,9 +260,30 @@ impl ConfBuilder {
         Ok(())
     }
 
+    /// No ALPN (the default).
+    pub fn clear_alpn(&mut self) {
+        self.alpn = None;
+    }
+
+    /// A verifying client that matches the server's name.
+    fn checks_name(&self) -> bool {
+        self.role == Role::Client && self.verify != Verify::None && self.verify_name
+    }
+
     pub fn build(&self) -> Result<Conf> {
         if self.role == Role::Server && self.identities.is_empty() {
             return Err(Error::arg("a server needs an identity (certificate and private key)"));
+        }
+        if self.verify != Verify::None && self.trust.is_empty() && !self.empty_trust_ok {
+            let who = if self.role == Role::Client {
+                "a client that verifies the server"
+            } else {
+                "a server that verifies clients"
+            };
+            return Err(Error::arg(format!(
+                "{who} needs trusted CA certificates: add them (add_ca_file, add_ca_pem, add_ca_dir or \
+                 add_system_ca), or turn verification off with set_verify(NONE)"
+            )));
         }
         let mut ctxs = Vec::with_capacity(self.identities.len().max(1));
         if self.identities.is_empty() {
@@ -247,113 +293,49 @@ impl ConfBuilder {
             ctxs.push(self.configured_ctx(Some(id))?);
         }
         let primary = ctxs[0].clone();
-        let sni = if self.role == Role::Server && self.identities.len() > 1 {
-            // The table owns the other contexts; entry 0 is the primary itself
-            // (not owned: that would be a reference cycle).
-            let entries = self
-                .identities
-                .iter()
-                .zip(ctxs)
-                .enumerate()
-                .map(|(i, (id, ctx))| SniEntry { leaf: id.leaf.clone(), ctx: if i == 0 { None } else { Some(ctx) } })
-                .collect::<Vec<SniEntry>>();
-            Some(entries)
-        } else {
-            None
-        };
-        if let Some(entries) = sni {
-            for e in &entries {
-                if let Some(c) = &e.ctx {
-                    set_ctx_data(c, CtxData { sni: Vec::new(), alpn: self.alpn.clone() })?;
+        if self.role == Role::Server {
+            let mut sni = Vec::new();
+            if self.identities.len() > 1 {
+                // The primary's table owns the other contexts; entry 0 is the
+                // primary itself (not owned: that would be a reference cycle).
+                for (i, (id, ctx)) in self.identities.iter().zip(ctxs).enumerate() {
+                    if i > 0 {
+                        ctx.set_server_callbacks(self.alpn.clone(), Vec::new())?;
+                    }
+                    sni.push(SniChoice { leaf: id.leaf.clone(), ctx: (i > 0).then_some(ctx) });
                 }
             }
-            set_ctx_data(&primary, CtxData { sni: entries, alpn: self.alpn.clone() })?;
-            // SAFETY: live ctx; the callback reads only the ctx's ex_data.
-            unsafe {
-                sys::SSL_CTX_set_tlsext_servername_callback__fixed_rust(primary.as_ptr(), Some(servername_cb));
-            }
-        } else if self.role == Role::Server && self.alpn.is_some() {
-            set_ctx_data(&primary, CtxData { sni: Vec::new(), alpn: self.alpn.clone() })?;
+            primary.set_server_callbacks(self.alpn.clone(), sni)?;
         }
-        Ok(Conf(Arc::new(ConfInner { role: self.role, verify: self.verify, primary })))
+        Ok(Conf(Arc::new(ConfInner { role: self.role, verify: self.verify, checks_name: self.checks_name(), primary })))
     }
 
     /// One SSL_CTX with every setting of this builder and `id` installed.
     fn configured_ctx(&self, id: Option<&Identity>) -> Result<Ctx> {
-        let ctx = new_ctx(self.role)?;
-        let p = ctx.as_ptr();
-        // SAFETY (whole block): p is a live SSL_CTX we own; every pointer
-        // passed is valid for the call; add1/use functions take their own
-        // references.
-        unsafe {
-            sys::SSL_CTX_set_min_proto_version(p, self.min as i32);
-            sys::SSL_CTX_set_max_proto_version(p, self.max as i32);
-            sys::SSL_CTX_set_options(p, sys::SSL_OP_NO_RENEGOTIATION);
-            sys::SSL_CTX_set_mode(p, sys::SSL_MODE_ENABLE_PARTIAL_WRITE | sys::SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-            if let Some(c) = &self.ciphers {
-                if sys::SSL_CTX_set_cipher_list(p, c.as_ptr()) != 1 {
-                    return Err(ossl::error(COROTLS_ERR_ARG, "invalid TLS 1.2 cipher list"));
-                }
+        let server = self.role == Role::Server;
+        let ctx = Ctx::new(server)?;
+        ctx.set_versions(self.min as i32, self.max as i32)?;
+        ctx.set_cipher_list(self.ciphers.as_deref().unwrap_or(DEFAULT_CIPHERS))?;
+        ctx.set_suites(self.suites.as_deref().unwrap_or(DEFAULT_SUITES))?;
+        ctx.set_groups(self.groups.as_deref().unwrap_or(DEFAULT_GROUPS))?;
+        if let Some(id) = id {
+            ctx.use_identity(&id.leaf, &id.chain, &id.key)?;
+        }
+        for t in &self.trust {
+            match t {
+                Trust::Certs(certs) => ctx.trust_certs(certs),
+                Trust::Dir(d) => ctx.trust_dir(d)?,
+                Trust::System => ctx.trust_system()?,
             }
-            if let Some(s) = &self.suites {
-                if sys::SSL_CTX_set_ciphersuites(p, s.as_ptr()) != 1 {
-                    return Err(ossl::error(COROTLS_ERR_ARG, "invalid TLS 1.3 suite list"));
-                }
-            }
-            if let Some(id) = id {
-                ossl::clear_errors();
-                if sys::SSL_CTX_use_certificate(p, id.leaf.as_ptr()) != 1 {
-                    return Err(ossl::error(COROTLS_ERR_ARG, "certificate rejected"));
-                }
-                for c in &id.chain {
-                    if sys::SSL_CTX_ctrl(p, sys::SSL_CTRL_CHAIN_CERT, 1, c.as_ptr() as *mut c_void) != 1 {
-                        return Err(ossl::error(COROTLS_ERR_ARG, "chain certificate rejected"));
-                    }
-                }
-                if sys::SSL_CTX_use_PrivateKey(p, id.key.as_ptr()) != 1 {
-                    return Err(ossl::error(COROTLS_ERR_ARG, "private key rejected"));
-                }
-                if sys::SSL_CTX_check_private_key(p) != 1 {
-                    return Err(ossl::error(COROTLS_ERR_ARG, "private key does not match the certificate"));
-                }
-            }
-            for t in &self.trust {
-                let ok = match t {
-                    Trust::File(f) => ossl::SSL_CTX_load_verify_file(p, f.as_ptr()) == 1,
-                    Trust::Dir(d) => ossl::SSL_CTX_load_verify_dir(p, d.as_ptr()) == 1,
-                    Trust::System => sys::SSL_CTX_set_default_verify_paths(p) == 1,
-                    Trust::Certs(certs) => {
-                        let store = sys::SSL_CTX_get_cert_store(p);
-                        // A duplicate certificate is not an error worth failing on.
-                        certs.iter().for_each(|c| {
-                            sys::X509_STORE_add_cert(store, c.as_ptr());
-                        });
-                        true
-                    }
-                };
-                if !ok {
-                    return Err(ossl::error(COROTLS_ERR_ARG, "cannot load trusted certificates"));
-                }
-            }
-            let mode = match (self.role, self.verify) {
-                (_, Verify::None) => sys::SSL_VERIFY_NONE,
-                (Role::Client, _) => sys::SSL_VERIFY_PEER,
-                (Role::Server, Verify::Peer) => sys::SSL_VERIFY_PEER,
-                (Role::Server, Verify::Require) => sys::SSL_VERIFY_PEER | sys::SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-            };
-            sys::SSL_CTX_set_verify(p, mode, None);
-            if self.role == Role::Server {
-                // Needed for session resumption when client certs are verified.
-                let sid = b"corotls";
-                sys::SSL_CTX_set_session_id_context(p, sid.as_ptr(), sid.len() as c_uint);
-                if self.alpn.is_some() {
-                    sys::SSL_CTX_set_alpn_select_cb__fixed_rust(p, Some(alpn_select_cb), ptr::null_mut());
-                }
-            } else if let Some(w) = &self.alpn {
-                if sys::SSL_CTX_set_alpn_protos(p, w.as_ptr(), w.len() as c_uint) != 0 {
-                    return Err(ossl::error(COROTLS_ERR_NOMEM, "cannot set the ALPN list"));
-                }
-            }
+        }
+        let check = match self.verify {
+            Verify::None => PeerCheck::Off,
+            Verify::Peer => PeerCheck::Sent,
+            Verify::Require => PeerCheck::Required,
+        };
+        ctx.set_peer_check(check, server, self.checks_name());
+        if let (false, Some(w)) = (server, &self.alpn) {
+            ctx.set_alpn_offer(w)?;
         }
         ossl::clear_errors();
         Ok(ctx)
@@ -363,17 +345,6 @@ impl ConfBuilder {
 fn path_cstring(p: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::arg("path contains a NUL byte"))
-}
-
-fn new_ctx(role: Role) -> Result<Ctx> {
-    ossl::clear_errors();
-    // SAFETY: the method functions return static tables; SSL_CTX_new returns
-    // NULL or a new context we own.
-    let ctx = unsafe {
-        let m = if role == Role::Server { sys::TLS_server_method() } else { sys::TLS_client_method() };
-        Ctx::from_ptr(sys::SSL_CTX_new(m))
-    };
-    ctx.ok_or_else(|| ossl::error(COROTLS_ERR_NOMEM, "SSL_CTX_new failed"))
 }
 
 /// An immutable configuration; cloning shares it.  Safe to use from any
@@ -390,6 +361,7 @@ impl std::fmt::Debug for Conf {
 struct ConfInner {
     role: Role,
     verify: Verify,
+    checks_name: bool,
     primary: Ctx,
 }
 
@@ -399,6 +371,11 @@ impl Conf {
     }
     pub fn verify(&self) -> Verify {
         self.0.verify
+    }
+    /// A client that verifies the server's chain and its name: a session
+    /// refuses to start without a name to match.
+    pub fn checks_name(&self) -> bool {
+        self.0.checks_name
     }
     /// The primary `SSL_CTX`: sessions are created from it.
     pub fn ctx(&self) -> &Ctx {
@@ -435,123 +412,4 @@ impl Conf {
         b.set_verify(Verify::from_flag(verify, role));
         b.build()
     }
-}
-
-// ----- callback state in SSL_CTX ex_data -------------------------------
-
-struct SniEntry {
-    leaf: X509,
-    /// None for the primary context itself.
-    ctx: Option<Ctx>,
-}
-
-struct CtxData {
-    sni: Vec<SniEntry>,
-    alpn: Option<Vec<u8>>,
-}
-
-fn ex_index() -> c_int {
-    static IDX: OnceLock<c_int> = OnceLock::new();
-    *IDX.get_or_init(|| {
-        // SAFETY: registers a new ex_data slot with our free function.
-        unsafe { sys::SSL_CTX_get_ex_new_index(0, ptr::null_mut(), None, None, Some(ctx_data_free)) }
-    })
-}
-
-unsafe extern "C" fn ctx_data_free(
-    _parent: *mut c_void,
-    ptr: *mut c_void,
-    _ad: *mut sys::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
-    if !ptr.is_null() {
-        // SAFETY: ptr came from Box::into_raw in set_ctx_data; OpenSSL calls
-        // this exactly once, when the context is freed.
-        drop(unsafe { Box::from_raw(ptr as *mut CtxData) });
-    }
-}
-
-fn set_ctx_data(ctx: &Ctx, data: CtxData) -> Result<()> {
-    let raw = Box::into_raw(Box::new(data));
-    // SAFETY: live ctx; the slot now owns `raw` (freed by ctx_data_free).
-    if unsafe { sys::SSL_CTX_set_ex_data(ctx.as_ptr(), ex_index(), raw as *mut c_void) } != 1 {
-        // SAFETY: not stored, so still ours.
-        drop(unsafe { Box::from_raw(raw) });
-        return Err(ossl::error(COROTLS_ERR_NOMEM, "SSL_CTX_set_ex_data failed"));
-    }
-    Ok(())
-}
-
-/// # Safety
-/// `ssl` is live; the returned reference is used only during the callback.
-unsafe fn ctx_data<'a>(ssl: *mut sys::SSL) -> Option<&'a CtxData> {
-    let ctx = sys::SSL_get_SSL_CTX(ssl);
-    if ctx.is_null() {
-        return None;
-    }
-    (sys::SSL_CTX_get_ex_data(ctx, ex_index()) as *const CtxData).as_ref()
-}
-
-/// SNI: the first identity whose certificate matches the requested name
-/// (`X509_check_host` flags 0: SAN DNS with wildcards, CN when no DNS SAN;
-/// an IP literal is matched as a string); otherwise stay on the first.
-/// Never sends an alert.
-unsafe extern "C" fn servername_cb(ssl: *mut sys::SSL, _al: *mut c_int, _arg: *mut c_void) -> c_int {
-    let pick = std::panic::catch_unwind(|| {
-        // SAFETY: OpenSSL passes a live SSL for the callback's duration.
-        let data = unsafe { ctx_data(ssl) }?;
-        // SAFETY: live SSL; the name is owned by it.
-        let name = unsafe { sys::SSL_get_servername(ssl, sys::TLSEXT_NAMETYPE_host_name) };
-        if name.is_null() {
-            return None;
-        }
-        // SAFETY: NUL-terminated string owned by the SSL.
-        let name = unsafe { std::ffi::CStr::from_ptr(name as *const c_char) }.to_bytes();
-        let hit = data.sni.iter().find(|e| ossl::cert_matches_host(&e.leaf, name))?;
-        hit.ctx.as_ref().map(|c| c.as_ptr())
-    });
-    if let Ok(Some(ctx)) = pick {
-        // SAFETY: live SSL and ctx (owned by the primary's table, which the
-        // SSL keeps alive through its session_ctx reference).
-        unsafe { sys::SSL_set_SSL_CTX(ssl, ctx) };
-    }
-    sys::SSL_TLSEXT_ERR_OK
-}
-
-/// ALPN with server preference; no overlap means no ALPN (no alert).
-unsafe extern "C" fn alpn_select_cb(
-    ssl: *mut sys::SSL,
-    out: *mut *const c_uchar,
-    outlen: *mut c_uchar,
-    inp: *const c_uchar,
-    inlen: c_uint,
-    _arg: *mut c_void,
-) -> c_int {
-    let r = std::panic::catch_unwind(|| {
-        // SAFETY: live SSL during the callback.
-        let data = unsafe { ctx_data(ssl) };
-        let Some(server) = data.and_then(|d| d.alpn.as_deref()) else {
-            return sys::SSL_TLSEXT_ERR_NOACK;
-        };
-        // SAFETY: both lists are valid for their lengths; `out` ends up
-        // pointing into one of them, both outliving the handshake step.
-        let r = unsafe {
-            sys::SSL_select_next_proto(
-                out as *mut *mut c_uchar,
-                outlen,
-                server.as_ptr(),
-                server.len() as c_uint,
-                inp,
-                inlen,
-            )
-        };
-        if r == sys::OPENSSL_NPN_NEGOTIATED {
-            sys::SSL_TLSEXT_ERR_OK
-        } else {
-            sys::SSL_TLSEXT_ERR_NOACK
-        }
-    });
-    r.unwrap_or(sys::SSL_TLSEXT_ERR_NOACK)
 }

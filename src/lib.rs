@@ -17,6 +17,7 @@ pub mod error;
 pub mod event_loop;
 #[cfg(feature = "capi")]
 pub mod ffi;
+pub mod files;
 pub mod net;
 pub mod ossl;
 pub mod session;

@@ -32,6 +32,51 @@ fn cstr(what: &str, s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::arg(format!("{what} contains a NUL byte")))
 }
 
+/// A service is a port number (1-65535; 0 too for a listener, which then
+/// gets an ephemeral port) or a service name (`https`).  getaddrinfo would
+/// silently wrap "99999" to 34463.
+fn check_service(service: &str, passive: bool) -> Result<()> {
+    if service.is_empty() {
+        return Err(Error::arg("service is empty"));
+    }
+    if !service.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(());
+    }
+    match service.parse::<u32>() {
+        Ok(0) if passive => Ok(()),
+        Ok(p) if (1..=65535).contains(&p) => Ok(()),
+        _ => Err(Error::arg(format!("port {service} is out of range: use 1-65535 or a service name"))),
+    }
+}
+
+/// `fd` is a stream socket (what a TLS connection runs over).
+pub fn check_stream_socket(fd: RawFd) -> Result<()> {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: ty and len are valid locals for getsockopt's output.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut ty as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::ENOTSOCK) => Error::arg(format!("fd {fd} is not a socket")),
+            Some(libc::EBADF) => Error::arg(format!("fd {fd} is not open")),
+            _ => Error::os(&format!("fd {fd}"), e),
+        });
+    }
+    if ty != libc::SOCK_STREAM {
+        return Err(Error::arg(format!("fd {fd} is not a stream (TCP or Unix stream) socket")));
+    }
+    Ok(())
+}
+
 /// Resolve `host` (None or "" with `passive`: the wildcard address) and
 /// `service` (a port number or a service name) to stream socket addresses,
 /// in getaddrinfo's order.
@@ -40,9 +85,7 @@ pub fn resolve(host: Option<&str>, service: &str, passive: bool, lookup: Lookup)
     if host.is_none() && !passive {
         return Err(Error::arg("host is empty"));
     }
-    if service.is_empty() {
-        return Err(Error::arg("service is empty"));
-    }
+    check_service(service, passive)?;
     let chost = host.map(|h| cstr("host", h)).transpose()?;
     let cserv = cstr("service", service)?;
     // SAFETY: an all-zero addrinfo is the documented "no hints" value.

@@ -26,6 +26,10 @@ struct PlainBuf {
     end: usize,
 }
 
+/// Ciphertext a session holds undecrypted at most (`feed` refuses more):
+/// a peer or host cannot make it grow without bound.
+pub const MAX_INPUT: usize = 4 * 1024 * 1024;
+
 /// Decrypt in steps of one maximal TLS record.
 const RECORD: usize = 16 * 1024;
 /// Ciphertext added per record beyond its plaintext: header, explicit IV,
@@ -96,8 +100,51 @@ pub struct Session {
     eof: bool,
     peer_closed: bool,
     shutdown_sent: bool,
+    /// The name sent as SNI, and whether `set_verify_host` named the host
+    /// to verify; with neither, `connect_host` (from the loop) is checked.
+    sni: Option<Vec<u8>>,
+    verify_host_given: bool,
+    connect_host: Option<Vec<u8>>,
     info: Info,
     last_error: CString,
+}
+
+/// Why a verifying client would not start: there is no name to match the
+/// server's certificate against.
+pub const NO_NAME: &str = "no host name to verify the server certificate against: give one with \
+set_verify_host or set_sni (the loop also uses the host given to connect), or verify the chain only \
+with the conf builder's set_verify_name(false)";
+
+/// SNI host names (RFC 6066 3): a DNS name of at most 255 bytes, ASCII
+/// labels of 1..=63 letters, digits, '-' or '_' separated by single dots,
+/// no trailing dot, and not an IP address.
+pub fn check_sni(name: &[u8]) -> Result<()> {
+    let bad = |why: &str| Err(Error::arg(format!("SNI name {:?}: {why}", String::from_utf8_lossy(name))));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 255 {
+        return bad("longer than 255 bytes");
+    }
+    if let Some(c) = name.iter().find(|c| c.is_ascii_control() || !c.is_ascii()) {
+        return bad(&format!("contains byte 0x{c:02x} (control or non-ASCII: use the A-label form)"));
+    }
+    let text = std::str::from_utf8(name).unwrap_or_default();
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return bad("an IP address is not sent as SNI (verify it with set_verify_host)");
+    }
+    for label in text.split('.') {
+        if label.is_empty() {
+            return bad("has an empty label (leading, trailing or double dot)");
+        }
+        if label.len() > 63 {
+            return bad("has a label longer than 63 bytes");
+        }
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return bad("is not a DNS name (letters, digits, '-', '_' and dots)");
+        }
+    }
+    Ok(())
 }
 
 fn cstring_lossy(s: impl Into<Vec<u8>>) -> CString {
@@ -121,6 +168,9 @@ impl Session {
             eof: false,
             peer_closed: false,
             shutdown_sent: false,
+            sni: None,
+            verify_host_given: false,
+            connect_host: None,
             info: Info { verify: cstring_lossy("not verified"), ..Info::default() },
             last_error: CString::default(),
         })
@@ -187,17 +237,53 @@ impl Session {
         Ok(())
     }
 
-    /// Server Name Indication to send (client, before the handshake).
+    /// Server Name Indication to send (client, before the handshake; a
+    /// DNS name, see `check_sni`).  When no host to verify is given, a
+    /// verifying client checks the server's certificate against it.
     pub fn set_sni(&mut self, name: &[u8]) -> Result<()> {
-        self.before_handshake("SNI").and_then(|_| self.ssl().set_sni(name)).map_err(|e| self.fail(e))
+        let r = self.before_handshake("SNI").and_then(|_| check_sni(name)).and_then(|_| self.ssl().set_sni(name));
+        match r {
+            Ok(()) => {
+                self.sni = Some(name.to_vec());
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Name (DNS or IP literal) the server certificate must match (client,
     /// before the handshake; effective when the conf verifies peers).
+    /// Takes precedence over the SNI name and the connect host.
     pub fn set_verify_host(&mut self, name: &[u8]) -> Result<()> {
-        self.before_handshake("the host to verify")
-            .and_then(|_| self.ssl().set_verify_host(name))
-            .map_err(|e| self.fail(e))
+        let r = self.before_handshake("the host to verify").and_then(|_| self.ssl().set_verify_host(name));
+        match r {
+            Ok(()) => {
+                self.verify_host_given = true;
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The host this client connected to (DNS name or IP literal): what a
+    /// verifying client checks when neither `set_verify_host` nor
+    /// `set_sni` named one.
+    pub fn set_connect_host(&mut self, host: &[u8]) -> Result<()> {
+        self.before_handshake("the connect host").map_err(|e| self.fail(e))?;
+        self.connect_host = Some(host.to_vec());
+        Ok(())
+    }
+
+    /// Before the first handshake step: give a verifying client the name to
+    /// match (`set_verify_host`, else SNI, else the connect host), or fail.
+    fn bind_peer_name(&mut self) -> Result<()> {
+        if self.role != Role::Client || !self._conf.checks_name() || self.verify_host_given {
+            return Ok(());
+        }
+        match self.sni.as_ref().or(self.connect_host.as_ref()) {
+            Some(name) => self.ssl().set_verify_host(name),
+            None => Err(Error::new(COROTLS_ERR_VERIFY, NO_NAME)),
+        }
     }
 
     /// ALPN protocols to offer, replacing the conf's list (client).
@@ -214,6 +300,14 @@ impl Session {
         self.check_fatal()?;
         if self.eof {
             return Err(self.fail(Error::arg("ciphertext fed after the end of the stream")));
+        }
+        let held = self.ssl().in_pending();
+        if held.saturating_add(ct.len()) > MAX_INPUT {
+            return Err(self.fail(Error::arg(format!(
+                "{} bytes of ciphertext would leave more than the session's {MAX_INPUT}-byte input limit \
+                 undecrypted ({held} held): feed less at a time and read in between",
+                ct.len()
+            ))));
         }
         self.ssl().feed(ct).map_err(|e| self.fail(e))
     }
@@ -277,7 +371,12 @@ impl Session {
         if self.handshake_done {
             return Ok(());
         }
-        self.started = true;
+        if !self.started {
+            self.started = true;
+            if let Err(e) = self.bind_peer_name() {
+                return Err(self.fail(e));
+            }
+        }
         match self.ssl().handshake() {
             Ok(()) => {
                 self.handshake_done = true;

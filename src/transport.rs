@@ -10,7 +10,7 @@
 
 use crate::conf::Conf;
 use crate::error::{Code::*, Error, Result};
-use crate::net::set_nonblocking;
+use crate::net::{check_stream_socket, set_nonblocking};
 use crate::session::Session;
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
@@ -90,6 +90,7 @@ impl Conn {
         if fd < 0 {
             return Err(Error::arg("invalid file descriptor"));
         }
+        check_stream_socket(fd)?;
         set_nonblocking(fd)?;
         Ok(Conn { session: Session::new(conf)?, fd, inflight: 0 })
     }
@@ -289,6 +290,7 @@ mod tests {
         // SAFETY: fds has room for the two descriptors.
         assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
         let mut c = Conn::new(&cb.build().unwrap(), fds[0]).unwrap();
+        c.session_mut().set_sni(b"localhost").unwrap();
         let mut s = Conn::new(&sb.build().unwrap(), fds[1]).unwrap();
         for _ in 0..100 {
             let rc = c.handshake();

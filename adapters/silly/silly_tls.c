@@ -222,6 +222,10 @@ static int lctx_client(lua_State *L)
 	rc = corotls_conf_builder_new(COROTLS_CLIENT, &b);
 	if (rc == COROTLS_OK)
 		rc = corotls_conf_builder_set_verify(b, verify ? COROTLS_VERIFY_PEER : COROTLS_VERIFY_NONE);
+	/* The documented extension checks the name given to tls.open, and the
+	 * chain alone without one: corotls' explicit chain-only opt-out. */
+	if (rc == COROTLS_OK && verify)
+		rc = corotls_conf_builder_set_verify_name(b, false);
 	if (rc == COROTLS_OK && verify && ca != NULL)
 		rc = corotls_conf_builder_add_ca_pem(b, (const uint8_t *)ca, calen);
 	if (rc == COROTLS_OK && verify && cafile != NULL)
@@ -381,7 +385,8 @@ static int ltls_open(lua_State *L)
 		return 1;
 	if (host != NULL && host[0] != '\0') {
 		/* Like SSL_set_tlsext_host_name in the built-in module, a name
-		 * that cannot be sent (too long) is simply not sent. */
+		 * that cannot be sent (too long, or an IP address, which RFC
+		 * 6066 keeps out of SNI) is simply not sent. */
 		(void)corotls_session_set_sni(t->s, host);
 		if (c->verify) {
 			rc = corotls_session_set_verify_host(t->s, host);

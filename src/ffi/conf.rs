@@ -70,10 +70,19 @@ pub(crate) fn conf_into_raw(c: Conf) -> *mut corotls_conf {
 
 /// Start a configuration for `role` (COROTLS_CLIENT or COROTLS_SERVER).
 ///
-/// Defaults: TLS 1.2 to 1.3, OpenSSL's default ciphers, no ALPN.  A client
-/// verifies the server (COROTLS_VERIFY_PEER) against the trust you add: with
-/// none, every handshake fails verification.  A server does not ask for
-/// client certificates.
+/// Defaults (secure; each weakening is one explicit call):
+/// - TLS 1.2 and 1.3 (1.0 and 1.1 are never offered);
+/// - TLS 1.2 ciphers: ECDHE with AES-GCM or ChaCha20-Poly1305 only, in the
+///   server's order of preference (corotls_conf_builder_set_ciphers);
+/// - TLS 1.3 suites: AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM
+///   (corotls_conf_builder_set_suites);
+/// - groups X25519, P-256, P-384 (corotls_conf_builder_set_groups);
+/// - no renegotiation, no compression, no ALPN;
+/// - a client verifies the server's certificate chain **and its name**
+///   (corotls_conf_builder_set_verify, corotls_conf_builder_set_verify_name):
+///   add trust (a CA file, directory, PEM or the system store), or
+///   corotls_conf_builder_build fails;
+/// - a server does not ask for client certificates.
 ///
 /// On success `*out` is a new builder owned by the caller (free it with
 /// corotls_conf_builder_free).  On failure `*out` is NULL.
@@ -186,7 +195,9 @@ pub unsafe extern "C" fn corotls_conf_builder_add_system_ca(b: *mut corotls_conf
 }
 
 /// Set the peer verification policy: COROTLS_VERIFY_NONE, _PEER or
-/// _REQUIRE.  For a client, PEER and REQUIRE both verify the server.
+/// _REQUIRE.  For a client, PEER and REQUIRE both verify the server (its
+/// chain and, unless corotls_conf_builder_set_verify_name turned it off,
+/// its name).  A conf that verifies needs trust: build fails without.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_set_verify(b: *mut corotls_conf_builder, mode: i32) -> Code {
     guard(|| {
@@ -202,6 +213,24 @@ pub unsafe extern "C" fn corotls_conf_builder_set_verify(b: *mut corotls_conf_bu
     })
 }
 
+/// Whether a client that verifies the server also checks its name
+/// (default true).  The name checked is, in this order: the one given to
+/// set_verify_host, else the SNI name, else the host given to
+/// corotls_loop_connect; an IP literal is matched against IP SANs.  With
+/// no name at all the handshake fails with COROTLS_ERR_VERIFY.
+///
+/// `false` verifies the chain only: **any** certificate from a trusted CA
+/// is accepted, whatever host it names, unless a session is given a name
+/// with set_verify_host.  This is a weakening; use it only to keep the
+/// contract of a runtime that checks names on request only.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_verify_name(b: *mut corotls_conf_builder, on: bool) -> Code {
+    guard(|| {
+        builder(b)?.set_verify_name(on);
+        Ok(())
+    })
+}
+
 /// Allow TLS versions from `min` to `max` (COROTLS_TLS1_2, COROTLS_TLS1_3).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_set_versions(b: *mut corotls_conf_builder, min: i32, max: i32) -> Code {
@@ -213,9 +242,14 @@ pub unsafe extern "C" fn corotls_conf_builder_set_versions(b: *mut corotls_conf_
     })
 }
 
-/// Set the TLS 1.2 cipher list (OpenSSL syntax, e.g. "ECDHE+AESGCM").
-/// Checked now: a list that selects no cipher is COROTLS_ERR_ARG.
-/// TLS 1.3 suites are not affected (see corotls_conf_builder_set_suites).
+/// Replace the TLS 1.2 cipher list (OpenSSL syntax, e.g. "ECDHE+AESGCM").
+/// Checked now; COROTLS_ERR_ARG, with a message naming the entry, for: an
+/// empty list; a name OpenSSL does not know (after `!` or `-`, the names
+/// OpenSSL 3 retired, such as RC4 or EXPORT, are allowed); a positive
+/// entry selecting eNULL, NULL, aNULL, ADH, AECDH, EXPORT or RC4;
+/// `@SECLEVEL=0`; a list that selects a cipher without encryption or none
+/// with authentication.  TLS 1.3 suites are not affected (see
+/// corotls_conf_builder_set_suites).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_set_ciphers(b: *mut corotls_conf_builder, list: *const c_char) -> Code {
     guard(|| {
@@ -224,8 +258,9 @@ pub unsafe extern "C" fn corotls_conf_builder_set_ciphers(b: *mut corotls_conf_b
     })
 }
 
-/// Set the TLS 1.3 cipher suites (e.g. "TLS_AES_128_GCM_SHA256").
-/// Checked now.
+/// Replace the TLS 1.3 cipher suites (e.g. "TLS_AES_128_GCM_SHA256").
+/// Checked now: at least one, each a suite OpenSSL knows, else
+/// COROTLS_ERR_ARG naming the entry.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_set_suites(b: *mut corotls_conf_builder, list: *const c_char) -> Code {
     guard(|| {
@@ -234,9 +269,21 @@ pub unsafe extern "C" fn corotls_conf_builder_set_suites(b: *mut corotls_conf_bu
     })
 }
 
+/// Replace the key exchange groups, most preferred first (e.g.
+/// "X25519:P-256:P-384:P-521").  Checked now: at least one, each a group
+/// OpenSSL knows, else COROTLS_ERR_ARG naming the entry.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_set_groups(b: *mut corotls_conf_builder, list: *const c_char) -> Code {
+    guard(|| {
+        let b = builder(b)?;
+        b.set_groups(str_arg(list, "group list")?)
+    })
+}
+
 /// Set the ALPN protocols, most preferred first (`count` NUL-terminated
 /// names, each 1..255 bytes).  A client offers them; a server selects the
 /// first of its list that the client offers, or continues without ALPN.
+/// `protos` NULL with `count` 0 clears the list (no ALPN).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_set_alpn(
     b: *mut corotls_conf_builder,
@@ -245,8 +292,12 @@ pub unsafe extern "C" fn corotls_conf_builder_set_alpn(
 ) -> Code {
     guard(|| {
         let b = builder(b)?;
+        if protos.is_null() && count == 0 {
+            b.clear_alpn();
+            return Ok(());
+        }
         if protos.is_null() || count == 0 {
-            return Err(Error::arg("ALPN list is NULL or empty"));
+            return Err(Error::arg("ALPN list is NULL or empty (NULL with count 0 clears it)"));
         }
         let names = std::slice::from_raw_parts(protos, count)
             .iter()
@@ -257,7 +308,8 @@ pub unsafe extern "C" fn corotls_conf_builder_set_alpn(
 }
 
 /// Set the ALPN protocols in wire format (each name prefixed by its length
-/// byte, as in `"\x02h2\x08http/1.1"`).  Validated.
+/// byte, as in `"\x02h2\x08http/1.1"`).  Validated.  `wire` NULL with
+/// `len` 0 clears the list (no ALPN).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_set_alpn_wire(
     b: *mut corotls_conf_builder,
@@ -266,13 +318,19 @@ pub unsafe extern "C" fn corotls_conf_builder_set_alpn_wire(
 ) -> Code {
     guard(|| {
         let b = builder(b)?;
+        if wire.is_null() && len == 0 {
+            b.clear_alpn();
+            return Ok(());
+        }
         b.set_alpn_wire(slice_arg(wire, len, "ALPN list")?)
     })
 }
 
 /// Build an immutable conf from the builder's current settings.  The
 /// builder is not consumed: it may be changed and built again (each build
-/// is independent, e.g. for a reload).  A server needs an identity.
+/// is independent, e.g. for a reload).  COROTLS_ERR_ARG when a server has
+/// no identity, or when the conf verifies peers but trusts no CA (the
+/// message names the calls that fix it).
 ///
 /// On success `*out` is a new conf owned by the caller (release it with
 /// corotls_conf_free).
@@ -290,8 +348,11 @@ pub unsafe extern "C" fn corotls_conf_builder_build(b: *mut corotls_conf_builder
 /// ciphers, verify)`: `role` COROTLS_CLIENT or COROTLS_SERVER; a server
 /// needs `cert_file` and `key_file`, a client may give both for a client
 /// certificate; `ca_file` is the only trust (no system store); `ciphers`
-/// (TLS 1.2 list) may be NULL; `verify` makes a client verify the server
-/// and a server require a client certificate.  NULL or "" mean "not given".
+/// (TLS 1.2 list, checked as by corotls_conf_builder_set_ciphers) may be
+/// NULL; `verify` makes a client verify the server, chain and name (see
+/// corotls_conf_builder_set_verify_name; `ca_file` is then required), and
+/// a server require a client certificate.  NULL or "" mean "not given".
+/// The other settings are the builder's defaults.
 ///
 /// On success `*out` is a new conf owned by the caller.
 #[no_mangle]

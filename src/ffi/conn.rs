@@ -2,7 +2,7 @@
 
 use super::conf::{conf_ref, corotls_conf};
 use super::session::corotls_session;
-use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, slice_arg, slice_mut_arg};
+use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, required, slice_arg, slice_mut_arg};
 use crate::error::{Code, Error, Result};
 use crate::transport::Conn;
 use libc::c_char;
@@ -90,6 +90,7 @@ pub unsafe extern "C" fn corotls_conn_read(
 ) -> Code {
     put(out_len, 0);
     with_conn(c, |conn| {
+        required(out_len, "length output pointer")?;
         let n = conn.read(slice_mut_arg(buf, cap, "buffer")?)?;
         put(out_len, n);
         Ok(())
@@ -111,6 +112,7 @@ pub unsafe extern "C" fn corotls_conn_write(
 ) -> Code {
     put(out_len, 0);
     with_conn(c, |conn| {
+        required(out_len, "length output pointer")?;
         let n = conn.write(slice_arg(data, len, "data")?)?;
         put(out_len, n);
         Ok(())

@@ -135,7 +135,17 @@ pub(crate) unsafe fn slice_arg<'a>(p: *const u8, len: usize, what: &str) -> Resu
         }
         return Err(Error::arg(format!("{what} is NULL")));
     }
+    check_len(len, what)?;
     Ok(std::slice::from_raw_parts(p, len))
+}
+
+/// No object is larger than isize::MAX bytes: such a length is a caller's
+/// error (often a negative value cast to size_t), never a buffer.
+fn check_len(len: usize, what: &str) -> Result<()> {
+    if len > isize::MAX as usize {
+        return Err(Error::arg(format!("{what}: length {len} is larger than any buffer (a negative length?)")));
+    }
+    Ok(())
 }
 
 /// A writable buffer argument; NULL is allowed only with capacity 0.
@@ -149,6 +159,7 @@ pub(crate) unsafe fn slice_mut_arg<'a>(p: *mut u8, len: usize, what: &str) -> Re
         }
         return Err(Error::arg(format!("{what} is NULL")));
     }
+    check_len(len, what)?;
     Ok(std::slice::from_raw_parts_mut(p, len))
 }
 
@@ -159,6 +170,16 @@ pub(crate) unsafe fn slice_mut_arg<'a>(p: *mut u8, len: usize, what: &str) -> Re
 pub(crate) unsafe fn put<T>(p: *mut T, v: T) {
     if !p.is_null() {
         p.write(v);
+    }
+}
+
+/// A required out-pointer that the call fills only on success (the caller
+/// stored the cleared value through it already): ERR_ARG when NULL.
+pub(crate) fn required<T>(p: *mut T, what: &str) -> Result<()> {
+    if p.is_null() {
+        Err(Error::arg(format!("{what} is NULL")))
+    } else {
+        Ok(())
     }
 }
 

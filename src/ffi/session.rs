@@ -1,7 +1,7 @@
 //! `corotls_session`: one TLS session over memory buffers (sans-IO).
 
 use super::conf::{conf_ref, corotls_conf};
-use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, slice_arg, slice_mut_arg};
+use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, required, slice_arg, slice_mut_arg};
 use crate::error::{Code, Error, Result};
 use crate::session::Session;
 use libc::c_char;
@@ -12,6 +12,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub struct corotls_session {
     _private: [u8; 0],
 }
+
+/// Ciphertext handed to the session per decrypting step of
+/// corotls_session_feed.
+const FEED_STEP: usize = 64 * 1024;
 
 pub(crate) fn session_into_raw(s: Session) -> *mut corotls_session {
     Box::into_raw(Box::new(s)) as *mut corotls_session
@@ -63,16 +67,23 @@ pub unsafe extern "C" fn corotls_session_free(s: *mut corotls_session) {
 }
 
 /// Client only, before the handshake: the Server Name Indication to send.
-/// `name`: 1..255 bytes, NUL-terminated (borrowed).
+/// `name` (borrowed, NUL-terminated) must be a DNS name (RFC 6066): at most
+/// 255 bytes, ASCII labels of letters, digits, '-' and '_' separated by
+/// dots, no trailing dot; an IP address or a control character is
+/// COROTLS_ERR_ARG.  Unless set_verify_host names another, a verifying
+/// client checks the server's certificate against this name.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_set_sni(s: *mut corotls_session, name: *const c_char) -> Code {
     with_session(s, |sess| sess.set_sni(bytes_arg(name, "SNI name")?))
 }
 
 /// Client only, before the handshake: the name the server certificate must
-/// match.  An IP literal (`127.0.0.1`, `::1`) is matched against IP SANs;
-/// anything else against DNS names (RFC 6125, no partial wildcards).
-/// Applies when the conf verifies peers.
+/// match (it takes precedence over the SNI name).  An IP literal
+/// (`127.0.0.1`, `::1`) is matched against IP SANs; anything else against
+/// DNS names (RFC 6125, no partial wildcards).  Applies when the conf
+/// verifies peers; with chain-only verification
+/// (corotls_conf_builder_set_verify_name false) it turns the name check on
+/// for this session.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_set_verify_host(s: *mut corotls_session, name: *const c_char) -> Code {
     with_session(s, |sess| sess.set_verify_host(bytes_arg(name, "host name")?))
@@ -104,7 +115,18 @@ pub unsafe extern "C" fn corotls_session_feed(
     put(plain_size, 0);
     with_session(s, |sess| {
         let data = slice_arg(data, len, "ciphertext")?;
-        let r = sess.feed(data).and_then(|_| sess.fill_plain());
+        // Decrypting as it goes keeps the undecrypted input to one step's
+        // worth, however much the host feeds in one call.
+        let mut r = Ok(0);
+        for step in data.chunks(FEED_STEP) {
+            r = sess.feed(step).and_then(|_| sess.fill_plain());
+            if r.is_err() {
+                break;
+            }
+        }
+        if data.is_empty() {
+            r = sess.fill_plain();
+        }
         put(plain_size, sess.plain().len());
         r.map(|_| ())
     })
@@ -166,6 +188,7 @@ pub unsafe extern "C" fn corotls_session_read(
 ) -> Code {
     put(out_len, 0);
     with_session(s, |sess| {
+        required(out_len, "length output pointer")?;
         let n = sess.read(slice_mut_arg(buf, cap, "buffer")?)?;
         put(out_len, n);
         Ok(())
@@ -259,6 +282,7 @@ pub unsafe extern "C" fn corotls_session_read_until(
 ) -> Code {
     put(out_len, 0);
     with_session(s, |sess| {
+        required(out_len, "length output pointer")?;
         let buf = slice_mut_arg(buf, cap, "buffer")?;
         let filled = sess.fill_plain();
         let Some(i) = sess.plain().iter().position(|&b| b == delim) else {

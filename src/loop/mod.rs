@@ -147,6 +147,7 @@ struct Completion {
 
 struct Resolving {
     conf: Conf,
+    host: String,
     cb: Callback,
     timed: bool,
 }
@@ -366,7 +367,7 @@ impl Loop {
         check_role(conf, Role::Client, "connect")?;
         self.sh.check_open()?;
         match net::resolve(Some(host), service, false, Lookup::NumericOnly)? {
-            Some(addrs) => self.sh.connect_addrs(&addrs, conf, timeout, cb),
+            Some(addrs) => self.sh.connect_addrs(&addrs, host, conf, timeout, cb),
             None => {
                 let sh = &self.sh;
                 let id = sh.new_id();
@@ -376,7 +377,8 @@ impl Loop {
                 if let Some(t) = timeout {
                     lock(&sh.timers).add(id, Instant::now() + t, Target::Resolving);
                 }
-                lock(&sh.resolving).insert(id, Resolving { conf: conf.clone(), cb, timed: timeout.is_some() });
+                let req = Resolving { conf: conf.clone(), host: host.to_string(), cb, timed: timeout.is_some() };
+                lock(&sh.resolving).insert(id, req);
                 let weak: Weak<Shared> = Arc::downgrade(sh);
                 sh.resolver.submit(
                     host,
@@ -758,13 +760,20 @@ impl Shared {
     }
 
     /// Open a socket to the first address that takes it, with a client
-    /// session: (fd, connect state, index of the next address, conn).
-    fn open_conn(&self, addrs: &[SocketAddr], conf: &Conf) -> Result<(RawFd, net::Connecting, usize, Conn)> {
+    /// session that knows `host` (the name it verifies by default): (fd,
+    /// connect state, index of the next address, conn).
+    fn open_conn(
+        &self,
+        addrs: &[SocketAddr],
+        host: &str,
+        conf: &Conf,
+    ) -> Result<(RawFd, net::Connecting, usize, Conn)> {
         let mut last = Error::arg("no address to connect to");
         for (i, a) in addrs.iter().enumerate() {
             match net::connect_start(a) {
                 Ok((fd, st)) => {
-                    let conn = Conn::new(conf, fd).map_err(|e| closing(fd, e))?;
+                    let mut conn = Conn::new(conf, fd).map_err(|e| closing(fd, e))?;
+                    conn.session_mut().set_connect_host(host.as_bytes()).map_err(|e| closing(fd, e))?;
                     return Ok((fd, st, i + 1, conn));
                 }
                 Err(e) => last = e,
@@ -777,11 +786,12 @@ impl Shared {
     fn connect_addrs(
         &self,
         addrs: &[SocketAddr],
+        host: &str,
         conf: &Conf,
         timeout: Option<Duration>,
         cb: Callback,
     ) -> Result<(Ready<()>, RawFd)> {
-        let (fd, st, next, conn) = self.open_conn(addrs, conf)?;
+        let (fd, st, next, conn) = self.open_conn(addrs, host, conf)?;
         if st == net::Connecting::Done {
             self.insert(fd, Kind::Conn(Box::new(ConnEntry::new(conn, None))))?;
             return Ok((Ready::Now(()), fd));
@@ -1060,7 +1070,7 @@ impl Shared {
             // Gone: it timed out or the loop shut down meanwhile.
             let Some(req) = lock(&self.resolving).remove(&id) else { continue };
             let opened = r.and_then(|addrs| {
-                let (fd, _, next, conn) = self.open_conn(&addrs, &req.conf)?;
+                let (fd, _, next, conn) = self.open_conn(&addrs, &req.host, &req.conf)?;
                 let gen = self.register(fd).map_err(|e| closing(fd, e))?;
                 Ok((fd, gen, next, conn, addrs))
             });

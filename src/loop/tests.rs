@@ -405,7 +405,7 @@ fn connect_moves_on_when_a_later_address_fails_at_once() {
     let (mk, rx) = chan();
     let timeout = Some(Duration::from_secs(1));
     let before = lp.visits();
-    let (r, _) = lp.sh.connect_addrs(&addrs, &client_conf(), timeout, mk()).unwrap();
+    let (r, _) = lp.sh.connect_addrs(&addrs, "127.0.0.1", &client_conf(), timeout, mk()).unwrap();
     assert_eq!(r, Ready::Pending);
     let end = Instant::now() + Duration::from_secs(20);
     let g = loop {

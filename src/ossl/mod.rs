@@ -2,6 +2,8 @@
 //! `openssl-sys`, error-queue hygiene, and owned handles that free what they
 //! hold.  Everything above this module speaks Rust types and `Error`.
 
+pub mod ciphers;
+pub mod ctx;
 pub mod fifo;
 pub mod ssl;
 
@@ -19,7 +21,6 @@ extern "C" {
     pub fn X509_VERIFY_PARAM_set1_ip_asc(param: *mut sys::X509_VERIFY_PARAM, ipasc: *const c_char) -> c_int;
     pub fn X509_NAME_print_ex(out: *mut sys::BIO, nm: *const sys::X509_NAME, indent: c_int, flags: c_ulong) -> c_int;
     pub fn SSL_CTX_load_verify_dir(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
-    pub fn SSL_CTX_load_verify_file(ctx: *mut sys::SSL_CTX, path: *const c_char) -> c_int;
     pub fn BIO_free(b: *mut sys::BIO) -> c_int;
     pub fn BIO_get_new_index() -> c_int;
     pub fn BIO_method_type(b: *const sys::BIO) -> c_int;

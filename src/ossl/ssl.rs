@@ -131,6 +131,12 @@ impl SslRef {
             _ => {
                 let detail = take_errors();
                 let verify = self.verify_result();
+                if verify == super::ctx::NO_PEER_NAME {
+                    return Error::new(
+                        COROTLS_ERR_VERIFY,
+                        "certificate verify failed: no host name was set to check it against",
+                    );
+                }
                 if verify != sys::X509_V_OK as c_long {
                     return Error::new(
                         COROTLS_ERR_VERIFY,
@@ -445,7 +451,9 @@ mod tests {
     }
 
     fn client_ssl() -> Ssl {
-        let conf = ConfBuilder::new(Role::Client).build().expect("client conf");
+        let mut b = ConfBuilder::new(Role::Client);
+        b.set_verify(crate::conf::Verify::None);
+        let conf = b.build().expect("client conf");
         Ssl::new(conf.ctx(), false).expect("ssl")
     }
 

@@ -31,6 +31,14 @@ fn client_conf() -> Conf {
     client_conf_with(|_| {})
 }
 
+/// A client session as an application makes one: it names the server it
+/// expects (the test certificates are for localhost).
+fn client(cc: &Conf) -> Session {
+    let mut c = Session::new(cc).unwrap();
+    c.set_sni(b"localhost").unwrap();
+    c
+}
+
 /// Move ciphertext both ways, `step` bytes at a time, until neither side
 /// produces more.  Drives handshakes; returns the last handshake results.
 fn pump(c: &mut Session, s: &mut Session, step: usize) -> (Result<()>, Result<()>) {
@@ -62,7 +70,7 @@ fn pump(c: &mut Session, s: &mut Session, step: usize) -> (Result<()>, Result<()
 }
 
 fn connected(cc: &Conf, sc: &Conf, setup: impl FnOnce(&mut Session)) -> (Session, Session) {
-    let mut c = Session::new(cc).unwrap();
+    let mut c = client(cc);
     let mut s = Session::new(sc).unwrap();
     setup(&mut c);
     let (rc, rs) = pump(&mut c, &mut s, 1 << 20);
@@ -119,7 +127,7 @@ fn handshake_tls13_and_tls12_in_memory() {
 
 #[test]
 fn one_byte_at_a_time() {
-    let mut c = Session::new(&client_conf()).unwrap();
+    let mut c = client(&client_conf());
     let mut s = Session::new(&server_conf()).unwrap();
     let (rc, rs) = pump(&mut c, &mut s, 1);
     rc.unwrap();
@@ -149,12 +157,33 @@ fn one_byte_at_a_time() {
 fn large_transfer_both_ways() {
     let (mut c, mut s) = connected(&client_conf(), &server_conf(), |_| {});
     let data: Vec<u8> = (0..(4 << 20)).map(|i: u32| (i ^ (i >> 11)) as u8).collect();
-    c.write(&data).unwrap();
-    transfer(&mut c, &mut s);
-    assert_eq!(read_all(&mut s, data.len()), data);
+    // In pieces, as a host moves them: a session holds at most MAX_INPUT
+    // bytes of undecrypted input.
+    let send = |from: &mut Session, to: &mut Session| {
+        let mut got = Vec::new();
+        for piece in data.chunks(1 << 20) {
+            from.write(piece).unwrap();
+            transfer(from, to);
+            got.extend(read_all(to, piece.len()));
+        }
+        assert!(got == data);
+    };
+    send(&mut c, &mut s);
+    send(&mut s, &mut c);
+    // More than that in one feed is refused, and the session lives on.
     s.write(&data).unwrap();
-    transfer(&mut s, &mut c);
-    assert_eq!(read_all(&mut c, data.len()), data);
+    s.write(&data).unwrap();
+    let mut ct = Vec::new();
+    drain_out(&mut s, &mut ct);
+    let e = c.feed(&ct).unwrap_err();
+    assert_eq!(e.code, COROTLS_ERR_ARG);
+    assert!(e.msg.contains("input limit"), "{e}");
+    assert!(!c.is_failed());
+    for piece in ct.chunks(1 << 20) {
+        c.feed(piece).unwrap();
+        c.fill_plain().unwrap();
+    }
+    assert_eq!(c.plain().len(), 2 * data.len());
 }
 
 #[test]
@@ -206,7 +235,7 @@ fn close_notify_gives_closed_and_transport_end_gives_eof() {
 
 #[test]
 fn eof_during_handshake() {
-    let mut c = Session::new(&client_conf()).unwrap();
+    let mut c = client(&client_conf());
     assert_eq!(c.handshake().unwrap_err().code, COROTLS_WANT_READ);
     c.feed_eof();
     let e = c.handshake().unwrap_err();
@@ -251,7 +280,7 @@ fn verification_failures_name_their_reason() {
         ("10.9.8.7", &[("leaf.crt", "leaf.key")], "ip address mismatch"),
     ];
     for (host, ids, reason) in cases {
-        let mut c = Session::new(&client_conf()).unwrap();
+        let mut c = client(&client_conf());
         c.set_verify_host(host.as_bytes()).unwrap();
         let mut s = Session::new(&server_conf_with(ids, |_| {})).unwrap();
         let (rc, _) = pump(&mut c, &mut s, 1 << 20);
@@ -260,9 +289,14 @@ fn verification_failures_name_their_reason() {
         assert!(e.msg.to_lowercase().contains(reason), "{e} should mention {reason}");
         assert_eq!(c.info().verify.to_str().unwrap().to_lowercase(), reason);
     }
-    // No trust configured at all: untrusted.
-    let cc = ConfBuilder::new(Role::Client).build().unwrap();
-    let mut c = Session::new(&cc).unwrap();
+    // No trust configured at all: the build says how to add some...
+    let e = ConfBuilder::new(Role::Client).build().unwrap_err();
+    assert_eq!(e.code, COROTLS_ERR_ARG);
+    assert!(e.msg.contains("add_ca_file") && e.msg.contains("set_verify(NONE)"), "{e}");
+    // ... and with an empty trust store asked for, nothing is trusted.
+    let mut b = ConfBuilder::new(Role::Client);
+    b.allow_empty_trust();
+    let mut c = client(&b.build().unwrap());
     let mut s = Session::new(&server_conf()).unwrap();
     let e = pump(&mut c, &mut s, 1 << 20).0.unwrap_err();
     assert_eq!(e.code, COROTLS_ERR_VERIFY);
@@ -288,8 +322,18 @@ fn a_new_verify_host_replaces_the_old_one() {
         c.set_verify_host(b"10.9.8.7").unwrap();
         c.set_verify_host(b"localhost").unwrap();
     });
-    // Cleared: the chain is verified, no name or address is matched.
-    connected(&client_conf(), &server_conf(), |c| {
+    // Cleared behind the session's back: the name guard refuses a
+    // certificate matched against nothing...
+    let mut c = client(&client_conf());
+    c.set_verify_host(b"10.9.8.7").unwrap();
+    c.ssl().clear_verify_host().unwrap();
+    let mut s = Session::new(&server_conf()).unwrap();
+    let e = pump(&mut c, &mut s, 1 << 20).0.unwrap_err();
+    assert_eq!(e.code, COROTLS_ERR_VERIFY);
+    assert!(e.msg.contains("no host name was set"), "{e}");
+    // ... unless the conf verifies the chain only.
+    let chain_only = client_conf_with(|b| b.set_verify_name(false));
+    connected(&chain_only, &server_conf(), |c| {
         c.set_verify_host(b"10.9.8.7").unwrap();
         c.ssl().clear_verify_host().unwrap();
     });
@@ -301,7 +345,7 @@ fn intermediate_chain_is_sent() {
     connected(&client_conf(), &sc, |c| c.set_verify_host(b"localhost").unwrap());
     // Without the intermediate the client cannot build the chain.
     let sc = server_conf_with(&[("chained.crt", "chained.key")], |_| {});
-    let mut c = Session::new(&client_conf()).unwrap();
+    let mut c = client(&client_conf());
     let mut s = Session::new(&sc).unwrap();
     assert_eq!(pump(&mut c, &mut s, 1 << 20).0.unwrap_err().code, COROTLS_ERR_VERIFY);
 }
@@ -352,7 +396,7 @@ fn client_certificates() {
         b.set_verify(Verify::Require);
     });
     // Without one: refused, and the server says why.
-    let mut c = Session::new(&client_conf()).unwrap();
+    let mut c = client(&client_conf());
     let mut s = Session::new(&sc).unwrap();
     let (_, rs) = pump(&mut c, &mut s, 1 << 20);
     let e = rs.unwrap_err();
@@ -455,7 +499,7 @@ fn ciphers_and_suites_apply() {
 fn version_mismatch_fails() {
     let sc = server_conf_with(&[("leaf.crt", "leaf.key")], |b| b.set_versions(Version::Tls13, Version::Tls13).unwrap());
     let cc = client_conf_with(|b| b.set_versions(Version::Tls12, Version::Tls12).unwrap());
-    let mut c = Session::new(&cc).unwrap();
+    let mut c = client(&cc);
     let mut s = Session::new(&sc).unwrap();
     let (rc, rs) = pump(&mut c, &mut s, 1 << 20);
     assert_eq!(rs.unwrap_err().code, COROTLS_ERR_TLS);
@@ -464,11 +508,21 @@ fn version_mismatch_fails() {
 
 #[test]
 fn host_name_rules() {
-    let mut c = Session::new(&client_conf()).unwrap();
+    let mut c = client(&client_conf());
     assert!(c.set_sni(b"").is_err());
-    assert!(c.set_sni(b"ab\0cd").unwrap_err().msg.contains("NUL"));
+    assert!(c.set_sni(b"ab\0cd").unwrap_err().msg.contains("0x00"));
+    assert!(c.set_sni(b"ab\ncd").unwrap_err().msg.contains("0x0a"));
     assert!(c.set_sni(&[b'a'; 256]).unwrap_err().msg.contains("255"));
+    assert!(c.set_sni(&[b'a'; 64]).unwrap_err().msg.contains("63"));
+    for ip in ["127.0.0.1", "::1", "fe80::1"] {
+        assert!(c.set_sni(ip.as_bytes()).unwrap_err().msg.contains("IP address"), "{ip}");
+    }
+    for bad in ["example.com.", ".example.com", "a..b", "a b", "exa/mple", "caf\u{e9}.fr"] {
+        assert!(c.set_sni(bad.as_bytes()).is_err(), "{bad}");
+    }
     c.set_sni(&[b'a'; 63]).unwrap();
+    c.set_sni(b"xn--caf-dma.fr").unwrap();
+    c.set_sni(b"_srv.my-host.example").unwrap();
     assert!(c.set_verify_host(b"ab\0cd").is_err());
     assert!(c.set_verify_host(&[b'a'; 300]).is_err());
     let mut s = Session::new(&server_conf()).unwrap();
@@ -567,7 +621,7 @@ fn hostile_bytes_in_every_state() {
     let cc = client_conf();
     // A real transcript to mutate: the client's first flight and the
     // server's answer.
-    let mut c0 = Session::new(&cc).unwrap();
+    let mut c0 = client(&cc);
     let _ = c0.handshake();
     let mut hello = Vec::new();
     drain_out(&mut c0, &mut hello);
@@ -582,7 +636,7 @@ fn hostile_bytes_in_every_state() {
         let (mut victim, base): (Session, &[u8]) = match round % 4 {
             0 => (Session::new(&sc).unwrap(), &hello),
             1 => {
-                let mut c = Session::new(&cc).unwrap();
+                let mut c = client(&cc);
                 let _ = c.handshake();
                 (c, &answer)
             }

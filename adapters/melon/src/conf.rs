@@ -76,10 +76,16 @@ fn build_ctx(
         (None, Some(_)) => return None,
         (None, None) => {}
     }
-    if let Some(ca) = ca {
-        b.add_ca_file(path(ca)).ok()?;
+    match ca {
+        Some(ca) => b.add_ca_file(path(ca)).ok()?,
+        // Melon's contract: verify without a CA builds, and every handshake
+        // then fails verification (no trust anchor).
+        None => b.allow_empty_trust(),
     }
     b.set_verify(Verify::from_flag(verify, role));
+    // Melon's contract: a client checks the server's name only after
+    // set_verify_host; without it, the chain alone (the explicit opt-out).
+    b.set_verify_name(false);
     let conf = b.build().ok()?;
     // One reference for the struct; `conf` drops its own.
     Some(conf.ctx().clone())
