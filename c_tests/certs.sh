@@ -30,6 +30,7 @@
 #   garbage.pem                    text that is not PEM
 #   empty.pem                      empty file
 #   other.key                      unrelated RSA-2048 key (mismatched-key tests)
+#   ec.crt / ec.key                as leaf, with an ECDSA P-256 key
 #   .done                          stamp, touched last
 set -eu
 
@@ -225,6 +226,11 @@ sign expired ca v3_local -startdate 20200101000000Z -enddate 20200102000000Z
 
 genkey other
 
+# ECDSA P-256 leaf (same names as leaf).
+run openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/ec.key"
+csr ec "/CN=localhost"
+sign ec ca v3_leaf -startdate "$START" -days "$DAYS"
+
 cat "$T/chained.crt" "$T/inter.crt" >"$T/chained-full.crt"
 run openssl pkey -in "$T/leaf.key" -traditional -out "$T/leaf.pkcs1.key"
 run openssl pkcs8 -topk8 -v2 aes-256-cbc -in "$T/leaf.key" \
@@ -296,7 +302,7 @@ for f in ca.crt ca.key inter.crt inter.key leaf.crt leaf.key leaf.pkcs1.key \
          leaf.enc.key expired.crt expired.key wronghost.crt wronghost.key \
          selfsigned.crt selfsigned.key chained.crt chained.key chained-full.crt \
          client.crt client.key alt1.crt alt1.key alt2.crt alt2.key \
-         garbage.pem empty.pem other.key; do
+         garbage.pem empty.pem other.key ec.crt ec.key; do
     mv -f "$T/$f" "$OUTDIR/$f"
 done
 touch "$OUTDIR/.done"
