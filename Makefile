@@ -2,7 +2,8 @@
 #
 #   make                 release library (libcorotls.so/.a, libcorotls_melon.so) + examples
 #   make demo            two coroutines (server + client) on one corotls loop: the Melang tls example
-#   make check           every test: cargo tests, C tests against real peers, valgrind
+#   make check           every test: cargo tests, C tests against real peers, valgrind,
+#                        TLS scanners (sslyze, testssl.sh: make scan-venv, apt-get install testssl.sh)
 #   make install PREFIX=/usr/local
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
 #
@@ -65,6 +66,7 @@ include c_tests/melon_host/melon.mk
 -include c_tests/loop.mk
 -include adapters/melon/melon.mk
 -include adapters/silly/silly.mk
+include c_tests/scan/scan.mk
 
 examples: $(EXAMPLES)
 
