@@ -22,7 +22,7 @@ $(SCAN_VENV)/.installed: $(SCAN_REQS)
 	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(SCAN_REQS)
 	@touch $@
 
-scan-check: $(EX_OUT)/tls_echo_server
+scan-check: $(EX_OUT)/tls_echo_server $(SCAN_VENV)/.installed
 	@c_tests/scan/scan_check.sh $(EX_OUT)/tls_echo_server
 
 CHECKS += scan-check

@@ -230,7 +230,7 @@ start_server() {
     pid=$!
     pids+=("$pid")
     for ((i = 0; i < 100; i++)); do
-        line=$(grep -m1 '^listening ' "$out" || true)
+        line=$(grep -s -m1 '^listening ' "$out" || true)
         [ -z "$line" ] || break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
