@@ -2,7 +2,7 @@
 # built against the installed-style header and the shared library.
 # Included by the top-level Makefile.
 
-NATIVE_TESTS := $(addprefix $(OUT)/,native_api native_interop native_conn native_verify native_settings native_profile)
+NATIVE_TESTS := $(addprefix $(OUT)/,native_api native_interop native_conn native_verify native_settings native_profile native_reasons)
 NATIVE_UTIL  := c_tests/tls_util.c
 
 $(OUT)/dlopen_check: c_tests/dlopen_check.c
@@ -14,7 +14,7 @@ $(OUT)/native_%: c_tests/native_%.c $(NATIVE_UTIL) c_tests/tls_util.h $(HARNESS_
 	$(CC) $(C_CFLAGS) $(HARNESS_INC) -o $@ $< $(NATIVE_UTIL) $(HARNESS_OBJ) $(C_LDFLAGS) $(C_LIBS)
 
 # These also drive corotls_loop_connect / _listen.
-$(OUT)/native_verify $(OUT)/native_settings: $(OUT)/native_%: c_tests/native_%.c c_tests/loop_util.c c_tests/loop_util.h $(NATIVE_UTIL) c_tests/tls_util.h $(HARNESS_OBJ) $(HEADER) $(LIB_SO)
+$(OUT)/native_verify $(OUT)/native_settings $(OUT)/native_reasons: $(OUT)/native_%: c_tests/native_%.c c_tests/loop_util.c c_tests/loop_util.h $(NATIVE_UTIL) c_tests/tls_util.h $(HARNESS_OBJ) $(HEADER) $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(C_CFLAGS) $(HARNESS_INC) -o $@ $< c_tests/loop_util.c $(NATIVE_UTIL) $(HARNESS_OBJ) $(C_LDFLAGS) $(C_LIBS) -lssl -lcrypto
 

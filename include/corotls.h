@@ -8,6 +8,9 @@
  *    the function).  Values < 0 are errors; corotls_last_error() gives the
  *    message of the most recent failing call on this thread, and objects
  *    keep their own (corotls_session_error, corotls_conn_error, ...).
+ *    Programs branch on the result and on the corotls_reason beside it
+ *    (corotls_last_reason, corotls_session_reason, ...), never on message
+ *    text, which may change.
  *  - Ownership: a pointer returned through an `out` parameter is owned by the
  *    caller and released with the matching _free function.  Pointers passed
  *    in are borrowed for the duration of the call unless the function says
@@ -19,7 +22,8 @@
  *    threads.  A builder, session or conn must be used by one thread at a
  *    time (it may move between threads).  No call blocks.
  *  - No call lets a Rust panic cross into C: an internal fault is reported
- *    as COROTLS_ERR_TLS with a message and the object refuses further I/O.
+ *    as COROTLS_ERR_INTERNAL with a message and the object refuses further
+ *    I/O.
  */
 
 #ifndef COROTLS_H
@@ -29,6 +33,135 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/**
+ * Why a call failed, beside its result code: a stable vocabulary for
+ * programs (hosts map these, never the message text).  `detail`, where
+ * noted, carries a number: an errno, an X509_V_ERR_* code, a TLS alert.
+ */
+typedef enum {
+    /**
+     * No failure, or the result code says it all (TIMEOUT, BUSY, ...).
+     */
+    COROTLS_REASON_NONE = 0,
+    /**
+     * A required pointer argument was NULL.
+     */
+    COROTLS_REASON_NULL_ARGUMENT = 1,
+    /**
+     * An argument's value is not allowed (role, mode, version, length,
+     * timeout, fd...).
+     */
+    COROTLS_REASON_BAD_ARGUMENT = 2,
+    /**
+     * The call does not fit the object's role or state (a client-only
+     * setting on a server, SNI after the handshake started, a write after
+     * shutdown, a listener used as a connection...).
+     */
+    COROTLS_REASON_WRONG_STATE = 3,
+    /**
+     * A file could not be read; detail: the errno, or 0 when it is not a
+     * regular file or is too large.
+     */
+    COROTLS_REASON_FILE = 4,
+    /**
+     * A certificate could not be parsed (no PEM block, malformed).
+     */
+    COROTLS_REASON_CERT_PARSE = 5,
+    /**
+     * OpenSSL refused a certificate (for example below the security level).
+     */
+    COROTLS_REASON_CERT_REJECTED = 6,
+    /**
+     * OpenSSL refused a chain (intermediate) certificate.
+     */
+    COROTLS_REASON_CHAIN_CERT_REJECTED = 7,
+    /**
+     * A private key could not be parsed.
+     */
+    COROTLS_REASON_KEY_PARSE = 8,
+    /**
+     * An encrypted private key: no password, or the wrong one.
+     */
+    COROTLS_REASON_KEY_PASSWORD = 9,
+    /**
+     * OpenSSL refused a private key.
+     */
+    COROTLS_REASON_KEY_REJECTED = 10,
+    /**
+     * The private key does not belong to the certificate.
+     */
+    COROTLS_REASON_KEY_MISMATCH = 11,
+    /**
+     * Trusted CA certificates could not be loaded, or a conf that verifies
+     * peers has none.
+     */
+    COROTLS_REASON_TRUST = 12,
+    /**
+     * A TLS 1.2 cipher list was refused.
+     */
+    COROTLS_REASON_CIPHER_LIST = 13,
+    /**
+     * A TLS 1.3 suite list was refused.
+     */
+    COROTLS_REASON_SUITE_LIST = 14,
+    /**
+     * A key exchange group list was refused.
+     */
+    COROTLS_REASON_GROUP_LIST = 15,
+    /**
+     * An ALPN list or name was refused.
+     */
+    COROTLS_REASON_ALPN = 16,
+    /**
+     * An SNI name or a host name to verify was refused.
+     */
+    COROTLS_REASON_HOST_NAME = 17,
+    /**
+     * A host or service could not be used (bad port, resolution failed).
+     */
+    COROTLS_REASON_ADDRESS = 18,
+    /**
+     * The peer's certificate failed verification; detail: the
+     * X509_V_ERR_* code (10: expired, 62: hostname mismatch, ...).
+     */
+    COROTLS_REASON_VERIFY = 19,
+    /**
+     * A verifying client had no host name to check the certificate
+     * against.
+     */
+    COROTLS_REASON_NO_PEER_NAME = 20,
+    /**
+     * A server that requires client certificates got none.
+     */
+    COROTLS_REASON_NO_PEER_CERT = 21,
+    /**
+     * The peer sent a fatal alert; detail: its number (40: handshake
+     * failure, 70: protocol version, ...).
+     */
+    COROTLS_REASON_PEER_ALERT = 22,
+    /**
+     * A TLS protocol error found here (a bad record, no shared cipher or
+     * version...); detail: OpenSSL's reason code.
+     */
+    COROTLS_REASON_PROTOCOL = 23,
+    /**
+     * A socket or system call failed; detail: the errno.
+     */
+    COROTLS_REASON_IO = 24,
+    /**
+     * A size limit was reached (for example a session's input buffer).
+     */
+    COROTLS_REASON_LIMIT = 25,
+    /**
+     * Out of memory.
+     */
+    COROTLS_REASON_NOMEM = 26,
+    /**
+     * A bug in corotls.
+     */
+    COROTLS_REASON_INTERNAL = 27,
+} corotls_reason;
 
 /**
  * Result of every corotls call.  Values below zero are errors.
@@ -90,6 +223,11 @@ typedef enum {
      * The operation was cancelled (its object was closed meanwhile).
      */
     COROTLS_ERR_CANCELLED = -6,
+    /**
+     * A bug in corotls (a Rust panic caught at the boundary); the object
+     * it happened on refuses further I/O.
+     */
+    COROTLS_ERR_INTERNAL = -7,
 } corotls_result;
 
 /**
@@ -285,6 +423,22 @@ extern "C" {
  * static.
  */
 const char *corotls_result_name(int32_t result);
+
+/**
+ * Stable name of a reason (`"NONE"`, `"VERIFY"`, `"PEER_ALERT"`...), or
+ * `"UNKNOWN"` for a value that is not a corotls_reason.  The string is
+ * static.
+ */
+const char *corotls_reason_name(int32_t reason);
+
+/**
+ * Reason of the most recent call on this thread that did not return OK,
+ * WANT_READ, WANT_WRITE or PENDING (COROTLS_REASON_NONE if none), the
+ * same call corotls_last_error() describes; `*detail` (if not NULL)
+ * receives its number (an errno, an X509_V_ERR_* code, an alert; 0 if
+ * none).  Hosts map reasons, never message text.
+ */
+corotls_reason corotls_last_reason(int64_t *detail);
 
 /**
  * Message of the most recent call on this thread that did not return OK,
@@ -588,6 +742,13 @@ const corotls_session *corotls_conn_session(const corotls_conn *c);
 const char *corotls_conn_error(const corotls_conn *c);
 
 /**
+ * Reason of the conn's last failure (COROTLS_REASON_NONE if none, or for
+ * NULL), the failure corotls_conn_error describes; `*detail` (if not
+ * NULL) receives its number (see corotls_reason).
+ */
+corotls_reason corotls_conn_reason(const corotls_conn *c, int64_t *detail);
+
+/**
  * Create a loop.  On success `*out` is owned by the caller (free it with
  * corotls_loop_free).
  */
@@ -839,6 +1000,17 @@ corotls_result corotls_loop_info(corotls_loop *l,
                                  size_t *out_len);
 
 /**
+ * The reason of `fd`'s last failure, the one COROTLS_INFO_ERROR describes
+ * (COROTLS_REASON_NONE if none), into `*out_reason`, and its number (see
+ * corotls_reason) into `*out_detail` (may be NULL).  ERR_ARG if the fd is
+ * not open in this loop.
+ */
+corotls_result corotls_loop_reason(corotls_loop *l,
+                                   int32_t fd,
+                                   corotls_reason *out_reason,
+                                   int64_t *out_detail);
+
+/**
  * Create a session for `conf` (client or server as the conf says).  The
  * session holds its own reference to the conf.  On success `*out` is owned
  * by the caller (corotls_session_free).
@@ -1026,6 +1198,13 @@ const char *corotls_session_verify_result(const corotls_session *s);
  * session; valid until its next call.
  */
 const char *corotls_session_error(const corotls_session *s);
+
+/**
+ * Reason of the session's last failure (COROTLS_REASON_NONE if none, or
+ * for NULL), the failure corotls_session_error describes; `*detail` (if
+ * not NULL) receives its number (see corotls_reason).
+ */
+corotls_reason corotls_session_reason(const corotls_session *s, int64_t *detail);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -7,7 +7,7 @@
 //! server has several identities, the SNI callback moves a session to the
 //! first identity whose certificate matches the requested name.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason::*, Result};
 use crate::files;
 use crate::ossl::ciphers;
 use crate::ossl::ctx::{PeerCheck, SniChoice};
@@ -84,7 +84,7 @@ impl Identity {
         let key = ossl::parse_key_pem(key_pem, password, "private key")?;
         let leaf = certs.remove(0);
         if !ossl::key_matches_cert(&leaf, &key) {
-            return Err(Error::arg("private key does not match the certificate"));
+            return Err(Error::arg("private key does not match the certificate").because(COROTLS_REASON_KEY_MISMATCH));
         }
         Ok(Identity { leaf, chain: certs, key })
     }
@@ -164,7 +164,7 @@ impl ConfBuilder {
     /// one identity is the client certificate (a second is refused).
     pub fn add_identity(&mut self, id: Identity) -> Result<()> {
         if self.role == Role::Client && !self.identities.is_empty() {
-            return Err(Error::arg("a client takes one identity (client certificate)"));
+            return Err(Error::state("a client takes one identity (client certificate)"));
         }
         self.identities.push(id);
         Ok(())
@@ -173,7 +173,8 @@ impl ConfBuilder {
     /// Trust the CA certificates in a PEM file (read now, once).
     pub fn add_ca_file(&mut self, path: &Path) -> Result<()> {
         let pem = files::read_regular(path, "CA file")?;
-        let certs = ossl::parse_certs_pem(&pem, &format!("CA file '{}'", path.display()))?;
+        let certs = ossl::parse_certs_pem(&pem, &format!("CA file '{}'", path.display()))
+            .map_err(|e| e.because(COROTLS_REASON_TRUST))?;
         self.trust.push(Trust::Certs(certs));
         Ok(())
     }
@@ -183,8 +184,15 @@ impl ConfBuilder {
     pub fn add_ca_dir(&mut self, path: &Path) -> Result<()> {
         match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(Error::arg(format!("CA directory '{}' is not a directory", path.display()))),
-            Err(e) => return Err(Error::arg(format!("cannot read CA directory '{}': {e}", path.display()))),
+            Ok(_) => {
+                let e = Error::arg(format!("CA directory '{}' is not a directory", path.display()));
+                return Err(e.because(COROTLS_REASON_FILE));
+            }
+            Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(0) as i64;
+                let e = Error::arg(format!("cannot read CA directory '{}': {e}", path.display()));
+                return Err(e.because_of(COROTLS_REASON_FILE, errno));
+            }
         }
         self.trust.push(Trust::Dir(path_cstring(path)?));
         Ok(())
@@ -192,7 +200,7 @@ impl ConfBuilder {
 
     /// Trust the CA certificates in a PEM buffer.
     pub fn add_ca_pem(&mut self, pem: &[u8]) -> Result<()> {
-        let certs = ossl::parse_certs_pem(pem, "CA PEM")?;
+        let certs = ossl::parse_certs_pem(pem, "CA PEM").map_err(|e| e.because(COROTLS_REASON_TRUST))?;
         self.trust.push(Trust::Certs(certs));
         Ok(())
     }
@@ -260,6 +268,11 @@ impl ConfBuilder {
         Ok(())
     }
 
+    /// ALPN protocols by name, most preferred first (see `set_alpn_wire`).
+    pub fn set_alpn_names<'a>(&mut self, names: impl IntoIterator<Item = &'a [u8]>) -> Result<()> {
+        self.set_alpn_wire(&ossl::alpn_wire_from_names(names)?)
+    }
+
     /// No ALPN (the default).
     pub fn clear_alpn(&mut self) {
         self.alpn = None;
@@ -272,7 +285,7 @@ impl ConfBuilder {
 
     pub fn build(&self) -> Result<Conf> {
         if self.role == Role::Server && self.identities.is_empty() {
-            return Err(Error::arg("a server needs an identity (certificate and private key)"));
+            return Err(Error::state("a server needs an identity (certificate and private key)"));
         }
         if self.verify != Verify::None && self.trust.is_empty() && !self.empty_trust_ok {
             let who = if self.role == Role::Client {
@@ -283,7 +296,8 @@ impl ConfBuilder {
             return Err(Error::arg(format!(
                 "{who} needs trusted CA certificates: add them (add_ca_file, add_ca_pem, add_ca_dir or \
                  add_system_ca), or turn verification off with set_verify(NONE)"
-            )));
+            ))
+            .because(COROTLS_REASON_TRUST));
         }
         let mut ctxs = Vec::with_capacity(self.identities.len().max(1));
         if self.identities.is_empty() {

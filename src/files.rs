@@ -4,7 +4,7 @@
 //! A FIFO would block the caller forever and a device such as /dev/zero
 //! would be read until memory runs out; both are refused before any read.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason::*, Result};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -16,14 +16,18 @@ pub const MAX_FILE: u64 = 16 * 1024 * 1024;
 /// The whole contents of the regular file at `path`; `what` names it in
 /// errors ("certificate file").
 pub fn read_regular(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let fail = |why: String| Error::arg(format!("cannot read {what} '{}': {why}", path.display()));
+    let fail = |why: String| {
+        Error::arg(format!("cannot read {what} '{}': {why}", path.display())).because(COROTLS_REASON_FILE)
+    };
+    let io =
+        |e: std::io::Error| fail(e.to_string()).because_of(COROTLS_REASON_FILE, e.raw_os_error().unwrap_or(0) as i64);
     // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one.
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|e| fail(e.to_string()))?;
-    let meta = f.metadata().map_err(|e| fail(e.to_string()))?;
+        .map_err(io)?;
+    let meta = f.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(fail("not a regular file".into()));
     }
@@ -32,7 +36,7 @@ pub fn read_regular(path: &Path, what: &str) -> Result<Vec<u8>> {
     }
     let mut data = Vec::with_capacity(meta.len() as usize);
     // A file that grows while it is read still stops at the limit.
-    (&mut f).take(MAX_FILE + 1).read_to_end(&mut data).map_err(|e| fail(e.to_string()))?;
+    (&mut f).take(MAX_FILE + 1).read_to_end(&mut data).map_err(io)?;
     if data.len() as u64 > MAX_FILE {
         return Err(fail(format!("more than the {MAX_FILE}-byte limit")));
     }

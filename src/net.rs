@@ -4,7 +4,7 @@
 //! address formatting.  Every socket is created non-blocking and
 //! close-on-exec.  Knows nothing of TLS or event loops.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason::*, Result};
 use std::ffi::{CStr, CString};
 use std::mem::{size_of, zeroed};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -37,7 +37,7 @@ fn cstr(what: &str, s: &str) -> Result<CString> {
 /// silently wrap "99999" to 34463.
 fn check_service(service: &str, passive: bool) -> Result<()> {
     if service.is_empty() {
-        return Err(Error::arg("service is empty"));
+        return Err(Error::arg("service is empty").because(COROTLS_REASON_ADDRESS));
     }
     if !service.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(());
@@ -45,7 +45,8 @@ fn check_service(service: &str, passive: bool) -> Result<()> {
     match service.parse::<u32>() {
         Ok(0) if passive => Ok(()),
         Ok(p) if (1..=65535).contains(&p) => Ok(()),
-        _ => Err(Error::arg(format!("port {service} is out of range: use 1-65535 or a service name"))),
+        _ => Err(Error::arg(format!("port {service} is out of range: use 1-65535 or a service name"))
+            .because(COROTLS_REASON_ADDRESS)),
     }
 }
 
@@ -83,7 +84,7 @@ pub fn check_stream_socket(fd: RawFd) -> Result<()> {
 pub fn resolve(host: Option<&str>, service: &str, passive: bool, lookup: Lookup) -> Result<Option<Vec<SocketAddr>>> {
     let host = host.map(strip_brackets).filter(|h| !h.is_empty());
     if host.is_none() && !passive {
-        return Err(Error::arg("host is empty"));
+        return Err(Error::arg("host is empty").because(COROTLS_REASON_ADDRESS));
     }
     check_service(service, passive)?;
     let chost = host.map(|h| cstr("host", h)).transpose()?;
@@ -118,7 +119,8 @@ pub fn resolve(host: Option<&str>, service: &str, passive: bool, lookup: Lookup)
         return Err(Error::new(
             crate::error::Code::COROTLS_ERR_IO,
             format!("cannot resolve {}:{service}: {msg}", host.unwrap_or("*")),
-        ));
+        )
+        .because(COROTLS_REASON_ADDRESS));
     }
     let mut out = Vec::new();
     let mut p = res;
@@ -138,7 +140,8 @@ pub fn resolve(host: Option<&str>, service: &str, passive: bool, lookup: Lookup)
     // SAFETY: res came from a successful getaddrinfo.
     unsafe { libc::freeaddrinfo(res) };
     if out.is_empty() {
-        return Err(Error::new(crate::error::Code::COROTLS_ERR_IO, "no IPv4 or IPv6 address found"));
+        return Err(Error::new(crate::error::Code::COROTLS_ERR_IO, "no IPv4 or IPv6 address found")
+            .because(COROTLS_REASON_ADDRESS));
     }
     Ok(Some(out))
 }

@@ -11,7 +11,7 @@
 //!   plaintext is gone.
 
 use crate::conf::{Conf, Role};
-use crate::error::{Code::*, Error, Result};
+use crate::error::{Code::*, Error, Reason, Reason::*, Result};
 use crate::ossl::ssl::{Ssl, SslRef};
 use crate::ossl::{self, fifo, verify_error_string};
 use std::ffi::CString;
@@ -107,6 +107,8 @@ pub struct Session {
     connect_host: Option<Vec<u8>>,
     info: Info,
     last_error: CString,
+    last_reason: Reason,
+    last_detail: i64,
 }
 
 /// Why a verifying client would not start: there is no name to match the
@@ -119,7 +121,10 @@ with the conf builder's set_verify_name(false)";
 /// labels of 1..=63 letters, digits, '-' or '_' separated by single dots,
 /// no trailing dot, and not an IP address.
 pub fn check_sni(name: &[u8]) -> Result<()> {
-    let bad = |why: &str| Err(Error::arg(format!("SNI name {:?}: {why}", String::from_utf8_lossy(name))));
+    let bad = |why: &str| {
+        Err(Error::arg(format!("SNI name {:?}: {why}", String::from_utf8_lossy(name)))
+            .because(COROTLS_REASON_HOST_NAME))
+    };
     if name.is_empty() {
         return bad("empty");
     }
@@ -173,6 +178,8 @@ impl Session {
             connect_host: None,
             info: Info { verify: cstring_lossy("not verified"), ..Info::default() },
             last_error: CString::default(),
+            last_reason: COROTLS_REASON_NONE,
+            last_detail: 0,
         })
     }
 
@@ -206,6 +213,16 @@ impl Session {
     pub fn last_error(&self) -> &CString {
         &self.last_error
     }
+    /// Reason and detail of the last failure (COROTLS_REASON_NONE if none).
+    pub fn last_reason(&self) -> (Reason, i64) {
+        (self.last_reason, self.last_detail)
+    }
+
+    fn remember(&mut self, e: &Error) {
+        self.last_error = cstring_lossy(e.msg.clone());
+        self.last_reason = e.reason;
+        self.last_detail = e.detail;
+    }
 
     /// Note a failure: latch it if the TLS state is broken (a protocol or
     /// verification error; usage errors leave the session as it was),
@@ -215,7 +232,7 @@ impl Session {
             self.fatal = Some(e.clone());
         }
         if !e.is_want() {
-            self.last_error = cstring_lossy(e.msg.clone());
+            self.remember(&e);
         }
         e
     }
@@ -229,10 +246,10 @@ impl Session {
 
     fn before_handshake(&self, what: &str) -> Result<()> {
         if self.role != Role::Client {
-            return Err(Error::arg(format!("{what} is for client sessions")));
+            return Err(Error::state(format!("{what} is for client sessions")));
         }
         if self.started {
-            return Err(Error::arg(format!("{what} must be set before the handshake starts")));
+            return Err(Error::state(format!("{what} must be set before the handshake starts")));
         }
         Ok(())
     }
@@ -282,7 +299,7 @@ impl Session {
         }
         match self.sni.as_ref().or(self.connect_host.as_ref()) {
             Some(name) => self.ssl().set_verify_host(name),
-            None => Err(Error::new(COROTLS_ERR_VERIFY, NO_NAME)),
+            None => Err(Error::new(COROTLS_ERR_VERIFY, NO_NAME).because(COROTLS_REASON_NO_PEER_NAME)),
         }
     }
 
@@ -299,15 +316,18 @@ impl Session {
     pub fn feed(&mut self, ct: &[u8]) -> Result<()> {
         self.check_fatal()?;
         if self.eof {
-            return Err(self.fail(Error::arg("ciphertext fed after the end of the stream")));
+            return Err(self.fail(Error::state("ciphertext fed after the end of the stream")));
         }
         let held = self.ssl().in_pending();
         if held.saturating_add(ct.len()) > MAX_INPUT {
-            return Err(self.fail(Error::arg(format!(
-                "{} bytes of ciphertext would leave more than the session's {MAX_INPUT}-byte input limit \
+            return Err(self.fail(
+                Error::arg(format!(
+                    "{} bytes of ciphertext would leave more than the session's {MAX_INPUT}-byte input limit \
                  undecrypted ({held} held): feed less at a time and read in between",
-                ct.len()
-            ))));
+                    ct.len()
+                ))
+                .because(COROTLS_REASON_LIMIT),
+            ));
         }
         self.ssl().feed(ct).map_err(|e| self.fail(e))
     }
@@ -322,7 +342,7 @@ impl Session {
     ) -> Result<usize> {
         self.check_fatal()?;
         if self.eof {
-            return Err(self.fail(Error::arg("ciphertext fed after the end of the stream")));
+            return Err(self.fail(Error::state("ciphertext fed after the end of the stream")));
         }
         // SAFETY: the BIO belongs to our SSL and nothing else touches it
         // while `self` is borrowed mutably here.
@@ -427,7 +447,7 @@ impl Session {
     pub fn write(&mut self, pt: &[u8]) -> Result<usize> {
         self.check_fatal()?;
         if self.shutdown_sent {
-            return Err(self.fail(Error::arg("write after shutdown")));
+            return Err(self.fail(Error::state("write after shutdown")));
         }
         if !self.handshake_done {
             self.handshake()?;
@@ -495,13 +515,13 @@ impl Session {
             Err(e) if e.code == COROTLS_WANT_READ => {
                 let e = self.end_status();
                 if e.code == COROTLS_EOF {
-                    self.last_error = cstring_lossy(e.msg.clone());
+                    self.remember(&e);
                 }
                 Err(e)
             }
             Err(e) if e.code == COROTLS_CLOSED => {
                 self.peer_closed = true;
-                self.last_error = cstring_lossy(e.msg.clone());
+                self.remember(&e);
                 Err(e)
             }
             Err(e) => Err(self.fail(e)),

@@ -149,37 +149,38 @@ static void push_session_error(lua_State *L, struct ltls *t, int rc)
 	push_error(L, EXTLS);
 }
 
-/* Messages of the built-in module (ltls.c), keyed by the stable prefixes
- * of corotls' configuration errors. */
-static const struct {
-	const char *prefix;
-	const char *legacy;
-} conf_errors[] = {
-	{ "chain certificate rejected", "SSL_CTX_add_extra_chain_cert fail" },
-	{ "certificate rejected", "SSL_CTX_use_certificate fail" },
-	{ "certificate:", "PEM_read_bio_X509 fail" },
-	{ "private key does not match the certificate", "SSL_CTX_check_private_key fail" },
-	{ "private key rejected", "SSL_CTX_use_PrivateKey fail" },
-	{ "private key:", "PEM_read_bio_PrivateKey fail" },
-	{ "invalid TLS 1.2 cipher list", "SSL_CTX_set_cipher_list" },
-	{ "SSL_CTX_new", "SSL_CTX_new fail" },
-};
-
-static const char *legacy_conf_error(const char *msg)
+/* Messages of the built-in module (ltls.c), keyed by corotls' reasons
+ * (never by message text). */
+static const char *legacy_conf_error(corotls_reason reason)
 {
-	size_t i;
-	for (i = 0; i < sizeof(conf_errors) / sizeof(conf_errors[0]); i++) {
-		const char *p = conf_errors[i].prefix;
-		if (strncmp(msg, p, strlen(p)) == 0)
-			return conf_errors[i].legacy;
+	switch (reason) {
+	case COROTLS_REASON_CHAIN_CERT_REJECTED:
+		return "SSL_CTX_add_extra_chain_cert fail";
+	case COROTLS_REASON_CERT_REJECTED:
+		return "SSL_CTX_use_certificate fail";
+	case COROTLS_REASON_CERT_PARSE:
+		return "PEM_read_bio_X509 fail";
+	case COROTLS_REASON_KEY_MISMATCH:
+		return "SSL_CTX_check_private_key fail";
+	case COROTLS_REASON_KEY_REJECTED:
+		return "SSL_CTX_use_PrivateKey fail";
+	case COROTLS_REASON_KEY_PARSE:
+	case COROTLS_REASON_KEY_PASSWORD:
+		return "PEM_read_bio_PrivateKey fail";
+	case COROTLS_REASON_CIPHER_LIST:
+		return "SSL_CTX_set_cipher_list";
+	case COROTLS_REASON_NOMEM:
+		return "SSL_CTX_new fail";
+	default:
+		return NULL;
 	}
-	return NULL;
 }
 
-/* Copy corotls' last error for this thread into `buf`. */
-static void save_last_error(char *buf, size_t cap)
+/* Copy corotls' last error for this thread into `buf`, and its reason. */
+static corotls_reason save_last_error(char *buf, size_t cap)
 {
 	snprintf(buf, cap, "%s", corotls_last_error());
+	return corotls_last_reason(NULL);
 }
 
 /* ------------------------------------------------------------ ctx */
@@ -235,7 +236,7 @@ static int lctx_client(lua_State *L)
 	if (rc == COROTLS_OK)
 		rc = corotls_conf_builder_build(b, &conf);
 	if (rc != COROTLS_OK)
-		save_last_error(err, sizeof(err));
+		(void)save_last_error(err, sizeof(err));
 	corotls_conf_builder_free(b);
 
 	if (rc != COROTLS_OK) {
@@ -264,6 +265,7 @@ static int lctx_server(lua_State *L)
 	corotls_conf *conf = NULL;
 	struct lctx *c;
 	const char *legacy = NULL;
+	corotls_reason reason = COROTLS_REASON_NONE;
 	char err[512];
 
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -315,7 +317,7 @@ static int lctx_server(lua_State *L)
 	 * errors: remember a bad list and let the build report the rest. */
 	if (rc == COROTLS_OK && ciphers != NULL &&
 	    corotls_conf_builder_set_ciphers(b, ciphers) != COROTLS_OK) {
-		save_last_error(err, sizeof(err));
+		reason = save_last_error(err, sizeof(err));
 		bad_ciphers = 1;
 	}
 	if (rc == COROTLS_OK && alpn != NULL && alpn_len > 0)
@@ -323,7 +325,7 @@ static int lctx_server(lua_State *L)
 	if (rc == COROTLS_OK)
 		rc = corotls_conf_builder_build(b, &conf);
 	if (rc != COROTLS_OK)
-		save_last_error(err, sizeof(err));
+		reason = save_last_error(err, sizeof(err));
 	corotls_conf_builder_free(b);
 	if (rc == COROTLS_OK && bad_ciphers) {
 		corotls_conf_free(conf);
@@ -332,7 +334,7 @@ static int lctx_server(lua_State *L)
 	}
 
 	if (rc != COROTLS_OK) {
-		legacy = legacy_conf_error(err);
+		legacy = legacy_conf_error(reason);
 		log_error("[tls] server certificate setup failed: %s\n", err);
 		lua_pushnil(L);
 		lua_pushstring(L, legacy != NULL ? legacy : err);

@@ -55,13 +55,13 @@ pub(crate) fn role_of(v: i32) -> Result<Role> {
 /// # Safety
 /// `b` is NULL or a builder from corotls_conf_builder_new.
 unsafe fn builder<'a>(b: *mut corotls_conf_builder) -> Result<&'a mut ConfBuilder> {
-    (b as *mut ConfBuilder).as_mut().ok_or_else(|| Error::arg("builder is NULL"))
+    (b as *mut ConfBuilder).as_mut().ok_or_else(|| Error::null("builder"))
 }
 
 /// # Safety
 /// `c` is NULL or a conf from this library that has not been freed.
 pub(crate) unsafe fn conf_ref<'a>(c: *const corotls_conf) -> Result<&'a Conf> {
-    (c as *const Conf).as_ref().ok_or_else(|| Error::arg("conf is NULL"))
+    (c as *const Conf).as_ref().ok_or_else(|| Error::null("conf"))
 }
 
 pub(crate) fn conf_into_raw(c: Conf) -> *mut corotls_conf {
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn corotls_conf_builder_set_alpn(
             .iter()
             .map(|p| bytes_arg(*p, "ALPN protocol name"))
             .collect::<Result<Vec<&[u8]>>>()?;
-        b.set_alpn_wire(&crate::ossl::alpn_wire_from_names(names)?)
+        b.set_alpn_names(names)
     })
 }
 

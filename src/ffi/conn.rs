@@ -3,7 +3,7 @@
 use super::conf::{conf_ref, corotls_conf};
 use super::session::corotls_session;
 use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, required, slice_arg, slice_mut_arg};
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, Reason, Result};
 use crate::transport::Conn;
 use libc::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,7 +17,7 @@ pub struct corotls_conn {
 unsafe fn with_conn(c: *mut corotls_conn, f: impl FnOnce(&mut Conn) -> Result<()>) -> Code {
     let p = c as *mut Conn;
     if p.is_null() {
-        return finish(Err(Error::arg("conn is NULL")));
+        return finish(Err(Error::null("conn")));
     }
     match catch_unwind(AssertUnwindSafe(|| f(&mut *p))) {
         Ok(r) => finish(r),
@@ -167,4 +167,17 @@ pub unsafe extern "C" fn corotls_conn_error(c: *const corotls_conn) -> *const c_
         Some(conn) => conn.session().last_error().as_ptr(),
         None => c"conn is NULL".as_ptr(),
     }
+}
+
+/// Reason of the conn's last failure (COROTLS_REASON_NONE if none, or for
+/// NULL), the failure corotls_conn_error describes; `*detail` (if not
+/// NULL) receives its number (see corotls_reason).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conn_reason(c: *const corotls_conn, detail: *mut i64) -> Reason {
+    let (r, d) = match (c as *const Conn).as_ref() {
+        Some(conn) => guard_value((Reason::COROTLS_REASON_NONE, 0), || conn.session().last_reason()),
+        None => (Reason::COROTLS_REASON_NONE, 0),
+    };
+    put(detail, d);
+    r
 }

@@ -3,7 +3,7 @@
 
 use super::conf::{conf_ref, corotls_conf};
 use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, out_arg, set_last_error, slice_arg, str_arg};
-use crate::error::{Code, Code::*, Error, Result};
+use crate::error::{Code, Code::*, Error, Reason, Result};
 use crate::event_loop::{Callback, Chunk, Done, Info, Loop, Read, Ready};
 use libc::{c_char, c_void};
 use std::time::Duration;
@@ -117,7 +117,7 @@ pub enum corotls_info {
 /// `l` is NULL or a loop from corotls_loop_new that has not been freed.
 unsafe fn loop_ref<'a>(l: *const corotls_loop) -> Result<&'a Loop> {
     // SAFETY: l is NULL or a live Box<Loop> (the caller's promise).
-    (l as *const Loop).as_ref().ok_or_else(|| Error::arg("loop is NULL"))
+    (l as *const Loop).as_ref().ok_or_else(|| Error::null("loop"))
 }
 
 fn timeout_of(ms: i32) -> Result<Option<Duration>> {
@@ -131,11 +131,11 @@ fn timeout_of(ms: i32) -> Result<Option<Duration>> {
 /// Wrap a C callback.  The message of a non-OK result becomes the
 /// dispatching thread's last error before the callback runs.
 fn callback(cb: corotls_loop_cb, user_data: *mut c_void) -> Result<Callback> {
-    let f = cb.ok_or_else(|| Error::arg("callback is NULL"))?;
+    let f = cb.ok_or_else(|| Error::null("callback"))?;
     let ud = user_data as usize;
     Ok(Box::new(move |d: &Done| {
         if d.code != COROTLS_OK {
-            set_last_error(d.msg);
+            set_last_error(&Error::new(d.code, d.msg).because_of(d.reason, d.detail));
         }
         let (ptr, len) = if d.data.is_empty() { (std::ptr::null(), d.count) } else { (d.data.as_ptr(), d.data.len()) };
         // SAFETY: the host gave this function for this user_data; data is
@@ -573,6 +573,27 @@ pub unsafe extern "C" fn corotls_loop_info(
         if n < b.len() {
             return Err(Error::arg(format!("buffer of {cap} bytes is too small for {} bytes", b.len() + 1)));
         }
+        Ok(())
+    })
+}
+
+/// The reason of `fd`'s last failure, the one COROTLS_INFO_ERROR describes
+/// (COROTLS_REASON_NONE if none), into `*out_reason`, and its number (see
+/// corotls_reason) into `*out_detail` (may be NULL).  ERR_ARG if the fd is
+/// not open in this loop.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_reason(
+    l: *mut corotls_loop,
+    fd: i32,
+    out_reason: *mut Reason,
+    out_detail: *mut i64,
+) -> Code {
+    super::put(out_detail, 0);
+    guard(|| {
+        let out = out_arg(out_reason, Reason::COROTLS_REASON_NONE, "reason output pointer")?;
+        let (r, d) = loop_ref(l)?.last_reason(fd)?;
+        *out = r;
+        super::put(out_detail, d);
         Ok(())
     })
 }

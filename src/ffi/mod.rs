@@ -17,19 +17,28 @@ pub mod conn;
 pub mod event_loop;
 pub mod session;
 
-use crate::error::{Code, Code::*, Error, Result};
+use crate::error::{Code, Code::*, Error, Reason, Result};
 use libc::c_char;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+/// The most recent failure on a thread: its message, reason and detail.
+#[derive(Default)]
+struct LastError {
+    msg: CString,
+    reason: Option<Reason>,
+    detail: i64,
 }
 
-pub(crate) fn set_last_error(msg: &str) {
-    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|l| *l.borrow_mut() = c);
+thread_local! {
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError::default());
+}
+
+/// Remember `e` as this thread's last failure.
+pub(crate) fn set_last_error(e: &Error) {
+    let msg = CString::new(e.msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = LastError { msg, reason: Some(e.reason), detail: e.detail });
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -43,7 +52,7 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 pub(crate) fn internal_error(p: &(dyn std::any::Any + Send)) -> Error {
-    Error::tls(format!("internal error (bug in corotls): {}", panic_message(p)))
+    Error::new(COROTLS_ERR_INTERNAL, format!("internal error (bug in corotls): {}", panic_message(p)))
 }
 
 /// Turn an outcome into a result code, remembering its message for
@@ -53,7 +62,7 @@ pub(crate) fn finish(r: Result<()>) -> Code {
         Ok(()) => COROTLS_OK,
         Err(e) => {
             if !e.is_want() {
-                set_last_error(&e.msg);
+                set_last_error(&e);
             }
             e.code
         }
@@ -97,7 +106,7 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
 /// `p` is NULL or a valid NUL-terminated string.
 pub(crate) unsafe fn bytes_arg<'a>(p: *const c_char, what: &str) -> Result<&'a [u8]> {
     if p.is_null() {
-        return Err(Error::arg(format!("{what} is NULL")));
+        return Err(Error::null(what));
     }
     Ok(CStr::from_ptr(p).to_bytes())
 }
@@ -133,7 +142,7 @@ pub(crate) unsafe fn slice_arg<'a>(p: *const u8, len: usize, what: &str) -> Resu
         if len == 0 {
             return Ok(&[]);
         }
-        return Err(Error::arg(format!("{what} is NULL")));
+        return Err(Error::null(what));
     }
     check_len(len, what)?;
     Ok(std::slice::from_raw_parts(p, len))
@@ -157,7 +166,7 @@ pub(crate) unsafe fn slice_mut_arg<'a>(p: *mut u8, len: usize, what: &str) -> Re
         if len == 0 {
             return Ok(&mut []);
         }
-        return Err(Error::arg(format!("{what} is NULL")));
+        return Err(Error::null(what));
     }
     check_len(len, what)?;
     Ok(std::slice::from_raw_parts_mut(p, len))
@@ -177,7 +186,7 @@ pub(crate) unsafe fn put<T>(p: *mut T, v: T) {
 /// stored the cleared value through it already): ERR_ARG when NULL.
 pub(crate) fn required<T>(p: *mut T, what: &str) -> Result<()> {
     if p.is_null() {
-        Err(Error::arg(format!("{what} is NULL")))
+        Err(Error::null(what))
     } else {
         Ok(())
     }
@@ -190,7 +199,7 @@ pub(crate) fn required<T>(p: *mut T, what: &str) -> Result<()> {
 /// `p` is NULL or valid for a write of T.
 pub(crate) unsafe fn out_arg<'a, T>(p: *mut T, cleared: T, what: &str) -> Result<&'a mut T> {
     if p.is_null() {
-        return Err(Error::arg(format!("{what} is NULL")));
+        return Err(Error::null(what));
     }
     // SAFETY: p is not NULL, so valid for a write of T (the caller's promise).
     p.write(cleared);
@@ -210,7 +219,7 @@ pub extern "C" fn corotls_result_name(result: i32) -> *const c_char {
     name.as_ptr()
 }
 
-const RESULT_NAMES: [&CStr; 14] = [
+const RESULT_NAMES: [&CStr; 15] = [
     c"OK",
     c"WANT_READ",
     c"WANT_WRITE",
@@ -225,14 +234,74 @@ const RESULT_NAMES: [&CStr; 14] = [
     c"ERR_TLS",
     c"ERR_VERIFY",
     c"ERR_CANCELLED",
+    c"ERR_INTERNAL",
 ];
+
+/// Stable name of a reason (`"NONE"`, `"VERIFY"`, `"PEER_ALERT"`...), or
+/// `"UNKNOWN"` for a value that is not a corotls_reason.  The string is
+/// static.
+#[no_mangle]
+pub extern "C" fn corotls_reason_name(reason: i32) -> *const c_char {
+    match Reason::from_i32(reason) {
+        Some(r) => REASON_NAMES[r as usize].as_ptr(),
+        None => c"UNKNOWN".as_ptr(),
+    }
+}
+
+const REASON_NAMES: [&CStr; 28] = [
+    c"NONE",
+    c"NULL_ARGUMENT",
+    c"BAD_ARGUMENT",
+    c"WRONG_STATE",
+    c"FILE",
+    c"CERT_PARSE",
+    c"CERT_REJECTED",
+    c"CHAIN_CERT_REJECTED",
+    c"KEY_PARSE",
+    c"KEY_PASSWORD",
+    c"KEY_REJECTED",
+    c"KEY_MISMATCH",
+    c"TRUST",
+    c"CIPHER_LIST",
+    c"SUITE_LIST",
+    c"GROUP_LIST",
+    c"ALPN",
+    c"HOST_NAME",
+    c"ADDRESS",
+    c"VERIFY",
+    c"NO_PEER_NAME",
+    c"NO_PEER_CERT",
+    c"PEER_ALERT",
+    c"PROTOCOL",
+    c"IO",
+    c"LIMIT",
+    c"NOMEM",
+    c"INTERNAL",
+];
+
+/// Reason of the most recent call on this thread that did not return OK,
+/// WANT_READ, WANT_WRITE or PENDING (COROTLS_REASON_NONE if none), the
+/// same call corotls_last_error() describes; `*detail` (if not NULL)
+/// receives its number (an errno, an X509_V_ERR_* code, an alert; 0 if
+/// none).  Hosts map reasons, never message text.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_last_reason(detail: *mut i64) -> Reason {
+    guard_value(Reason::COROTLS_REASON_NONE, || {
+        let (r, d) = LAST_ERROR.with(|l| {
+            let l = l.borrow();
+            (l.reason.unwrap_or(Reason::COROTLS_REASON_NONE), l.detail)
+        });
+        put(detail, d);
+        r
+    })
+}
 
 /// Message of the most recent call on this thread that did not return OK,
 /// WANT_READ, WANT_WRITE or PENDING ("" if none).  Owned by the library;
 /// valid until the next such call on this thread.
 #[no_mangle]
 pub extern "C" fn corotls_last_error() -> *const c_char {
-    guard_value(c"".as_ptr(), || LAST_ERROR.with(|l| l.borrow().as_ptr()))
+    guard_value(c"".as_ptr(), || LAST_ERROR.with(|l| l.borrow().msg.as_ptr()))
 }
 
 /// The library version, e.g. "0.1.0" (static string).
@@ -244,6 +313,7 @@ pub extern "C" fn corotls_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::REASONS;
 
     #[test]
     fn result_names_match_the_enum() {
@@ -254,6 +324,18 @@ mod tests {
         }
         // SAFETY: static string.
         let n = unsafe { CStr::from_ptr(corotls_result_name(99)) };
+        assert_eq!(n.to_str().unwrap(), "UNKNOWN");
+    }
+
+    #[test]
+    fn reason_names_match_the_enum() {
+        for (r, name) in REASONS.iter() {
+            // SAFETY: static strings.
+            let n = unsafe { CStr::from_ptr(corotls_reason_name(*r as i32)) };
+            assert_eq!(n.to_str().unwrap(), *name);
+        }
+        // SAFETY: static string.
+        let n = unsafe { CStr::from_ptr(corotls_reason_name(99)) };
         assert_eq!(n.to_str().unwrap(), "UNKNOWN");
     }
 

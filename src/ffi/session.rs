@@ -2,7 +2,7 @@
 
 use super::conf::{conf_ref, corotls_conf};
 use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, required, slice_arg, slice_mut_arg};
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, Reason, Result};
 use crate::session::Session;
 use libc::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -26,7 +26,7 @@ pub(crate) fn session_into_raw(s: Session) -> *mut corotls_session {
 pub(crate) unsafe fn with_session(s: *mut corotls_session, f: impl FnOnce(&mut Session) -> Result<()>) -> Code {
     let p = s as *mut Session;
     if p.is_null() {
-        return finish(Err(Error::arg("session is NULL")));
+        return finish(Err(Error::null("session")));
     }
     match catch_unwind(AssertUnwindSafe(|| f(&mut *p))) {
         Ok(r) => finish(r),
@@ -222,7 +222,7 @@ pub unsafe extern "C" fn corotls_session_peek(s: *mut corotls_session, data: *mu
     put(len, 0);
     with_session(s, |sess| {
         if data.is_null() || len.is_null() {
-            return Err(Error::arg("output pointer is NULL"));
+            return Err(Error::null("output pointer"));
         }
         let filled = sess.fill_plain();
         if sess.plain().is_empty() {
@@ -361,4 +361,14 @@ pub unsafe extern "C" fn corotls_session_verify_result(s: *const corotls_session
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_error(s: *const corotls_session) -> *const c_char {
     read_session(s, c"session is NULL".as_ptr(), |sess| sess.last_error().as_ptr())
+}
+
+/// Reason of the session's last failure (COROTLS_REASON_NONE if none, or
+/// for NULL), the failure corotls_session_error describes; `*detail` (if
+/// not NULL) receives its number (see corotls_reason).
+#[no_mangle]
+pub unsafe extern "C" fn corotls_session_reason(s: *const corotls_session, detail: *mut i64) -> Reason {
+    let (r, d) = read_session(s, (Reason::COROTLS_REASON_NONE, 0), |sess| sess.last_reason());
+    put(detail, d);
+    r
 }

@@ -7,7 +7,7 @@
 
 use super::{Callback, Read};
 use crate::conf::Conf;
-use crate::error::{Code, Code::*, Error, Result};
+use crate::error::{Code, Code::*, Error, Reason, Reason::*, Result};
 use crate::transport::Conn;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -141,15 +141,25 @@ pub(super) struct Outcome {
     pub fd: RawFd,
     pub data: Vec<u8>,
     pub count: usize,
+    pub reason: Reason,
+    pub detail: i64,
     pub msg: String,
 }
 
 impl Outcome {
     pub fn ok(fd: RawFd) -> Outcome {
-        Outcome { code: COROTLS_OK, fd, data: Vec::new(), count: 0, msg: String::new() }
+        Outcome {
+            code: COROTLS_OK,
+            fd,
+            data: Vec::new(),
+            count: 0,
+            reason: COROTLS_REASON_NONE,
+            detail: 0,
+            msg: String::new(),
+        }
     }
     pub fn err(fd: RawFd, e: Error) -> Outcome {
-        Outcome { code: e.code, fd, data: Vec::new(), count: 0, msg: e.msg }
+        Outcome { code: e.code, fd, data: Vec::new(), count: 0, reason: e.reason, detail: e.detail, msg: e.msg }
     }
     pub fn of(fd: RawFd, r: Result<()>) -> Outcome {
         match r {
@@ -166,6 +176,10 @@ impl Outcome {
         self.data = d;
         self
     }
+    /// The failure this outcome reports, if any.
+    pub fn error(&self) -> Option<Error> {
+        (self.code != COROTLS_OK).then(|| Error::new(self.code, self.msg.clone()).because_of(self.reason, self.detail))
+    }
 }
 
 pub(super) struct Entry {
@@ -173,8 +187,8 @@ pub(super) struct Entry {
     /// What the poller has enabled for this fd (NONE: disabled, as after a
     /// oneshot event was delivered).
     pub armed: Interest,
-    /// Message of the last failure on this fd ("" if none).
-    pub last_error: String,
+    /// The last failure on this fd (None if none).
+    pub last_error: Option<Error>,
     pub kind: Kind,
 }
 
@@ -192,7 +206,7 @@ pub(super) struct Listener {
 
 impl Entry {
     pub fn new(kind: Kind) -> Entry {
-        Entry { closed: false, armed: Interest::NONE, last_error: String::new(), kind }
+        Entry { closed: false, armed: Interest::NONE, last_error: None, kind }
     }
 
     pub fn op_mut(&mut self) -> &mut Option<Op> {
@@ -210,16 +224,11 @@ impl Entry {
         }
     }
 
-    /// Remember a failure (an error or EOF) as the fd's last error.
+    /// Remember a failure (an error or EOF) as the fd's last error (OK and
+    /// the other non-failures are not remembered).
     pub fn note(&mut self, e: &Error) {
-        self.note_result(e.code, &e.msg)
-    }
-
-    /// `note` for a result given as code and message (OK and the other
-    /// non-failures are not remembered).
-    pub fn note_result(&mut self, code: Code, msg: &str) {
-        if code.is_error() || code == COROTLS_EOF {
-            self.last_error = msg.to_owned();
+        if e.code.is_error() || e.code == COROTLS_EOF {
+            self.last_error = Some(e.clone());
         }
     }
 }

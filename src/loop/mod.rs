@@ -24,7 +24,7 @@ mod tests;
 mod timers;
 
 use crate::conf::{Conf, Role};
-use crate::error::{Code, Code::*, Error, Result};
+use crate::error::{Code, Code::*, Error, Reason, Result};
 use crate::net::{self, Lookup};
 use crate::transport::Conn;
 use entry::{take_plain, ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState};
@@ -67,6 +67,10 @@ pub struct Done<'a> {
     /// OK; on TIMEOUT the prefix that will still reach the peer).  For a
     /// read: `data.len()`.
     pub count: usize,
+    /// Why a result other than OK happened (COROTLS_REASON_NONE for OK),
+    /// and its number (see `Reason`).
+    pub reason: Reason,
+    pub detail: i64,
     /// The message of a result other than OK ("" for OK).
     pub msg: &'a str,
 }
@@ -503,12 +507,19 @@ impl Loop {
         })
     }
 
+    /// Reason and detail of the fd's last failure (NONE if none).
+    pub fn last_reason(&self, fd: RawFd) -> Result<(Reason, i64)> {
+        self.sh.with_entry(fd, |_, e| {
+            Ok(e.last_error.as_ref().map_or((Reason::COROTLS_REASON_NONE, 0), |e| (e.reason, e.detail)))
+        })
+    }
+
     pub fn info(&self, fd: RawFd, what: Info) -> Result<String> {
         self.sh.with_entry(fd, |_, e| {
             let addr = |a: Result<SocketAddr>| a.map(|a| a.to_string());
             match (what, &e.kind) {
                 (Info::LocalAddr, _) => addr(net::local_addr(fd)),
-                (Info::Error, _) => Ok(e.last_error.clone()),
+                (Info::Error, _) => Ok(e.last_error.as_ref().map(|e| e.msg.clone()).unwrap_or_default()),
                 (_, Kind::Listener(_)) => Err(not_conn(fd)),
                 (Info::RemoteAddr, _) => addr(net::peer_addr(fd)),
                 (_, Kind::Conn(c)) => {
@@ -841,7 +852,9 @@ impl Shared {
         if op.timed {
             lock(&self.timers).cancel(op.id);
         }
-        e.note_result(out.code, &out.msg);
+        if let Some(err) = out.error() {
+            e.note(&err);
+        }
         done.push(Completion { cb: op.cb, out });
     }
 
@@ -915,7 +928,15 @@ impl Shared {
         for c in done {
             self.pending.fetch_sub(1, Ordering::SeqCst);
             let o = &c.out;
-            let d = Done { fd: o.fd, code: o.code, data: &o.data, count: o.count, msg: &o.msg };
+            let d = Done {
+                fd: o.fd,
+                code: o.code,
+                data: &o.data,
+                count: o.count,
+                reason: o.reason,
+                detail: o.detail,
+                msg: &o.msg,
+            };
             let cb = c.cb;
             // A Rust callback that panics must not take the loop down.
             let _ = catch_unwind(AssertUnwindSafe(move || cb(&d)));

@@ -6,7 +6,7 @@
 //! name the offending entry.
 
 use super::{clear_errors, Ctx};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason::*, Result};
 use libc::c_int;
 use openssl_sys as sys;
 use std::ffi::{CStr, CString};
@@ -94,7 +94,9 @@ fn cipher_list_selects(ctx: &Ctx, list: &CStr) -> bool {
 /// leave at least one authenticated, encrypting cipher and none that does
 /// not encrypt.
 pub fn check_cipher_list(list: &str) -> Result<CString> {
-    let bad = |why: String| Error::arg(format!("invalid TLS 1.2 cipher list '{list}': {why}"));
+    let bad = |why: String| {
+        Error::arg(format!("invalid TLS 1.2 cipher list '{list}': {why}")).because(COROTLS_REASON_CIPHER_LIST)
+    };
     let whole = cstring(list, "cipher list")?;
     let items = entries(list);
     if items.is_empty() {
@@ -144,7 +146,9 @@ pub fn check_cipher_list(list: &str) -> Result<CString> {
 /// TLS 1.3 suites (`TLS_AES_128_GCM_SHA256:...`): at least one, each a
 /// suite OpenSSL knows.
 pub fn check_suites(list: &str) -> Result<CString> {
-    let bad = |why: String| Error::arg(format!("invalid TLS 1.3 suite list '{list}': {why}"));
+    let bad = |why: String| {
+        Error::arg(format!("invalid TLS 1.3 suite list '{list}': {why}")).because(COROTLS_REASON_SUITE_LIST)
+    };
     let whole = cstring(list, "suite list")?;
     let items = entries(list);
     if items.is_empty() {
@@ -174,7 +178,8 @@ fn suite_known(ctx: &Ctx, name: &str) -> Result<bool> {
 /// Key exchange groups (`X25519:P-256:P-384`): at least one, each a group
 /// OpenSSL knows.
 pub fn check_groups(list: &str) -> Result<CString> {
-    let bad = |why: String| Error::arg(format!("invalid group list '{list}': {why}"));
+    let bad =
+        |why: String| Error::arg(format!("invalid group list '{list}': {why}")).because(COROTLS_REASON_GROUP_LIST);
     let whole = cstring(list, "group list")?;
     let items = entries(list);
     if items.is_empty() {

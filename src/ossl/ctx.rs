@@ -6,7 +6,7 @@
 //! the context, whoever created that `SSL`.
 
 use super::{clear_errors, error, Ctx, PKey, X509};
-use crate::error::{Code::*, Result};
+use crate::error::{Code::*, Reason::*, Result};
 use libc::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 use openssl_sys as sys;
 use std::ffi::CStr;
@@ -54,7 +54,7 @@ impl Ctx {
             let m = if server { sys::TLS_server_method() } else { sys::TLS_client_method() };
             Ctx::from_ptr(sys::SSL_CTX_new(m))
         };
-        let ctx = ctx.ok_or_else(|| error(COROTLS_ERR_NOMEM, "SSL_CTX_new failed"))?;
+        let ctx = ctx.ok_or_else(|| error(COROTLS_ERR_NOMEM, COROTLS_REASON_NOMEM, "SSL_CTX_new failed"))?;
         // SAFETY: live context we own.
         unsafe {
             let p = ctx.as_ptr();
@@ -77,7 +77,7 @@ impl Ctx {
         if ok {
             Ok(())
         } else {
-            Err(error(COROTLS_ERR_ARG, "cannot set the TLS version range"))
+            Err(error(COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT, "cannot set the TLS version range"))
         }
     }
 
@@ -88,7 +88,7 @@ impl Ctx {
         if unsafe { sys::SSL_CTX_set_cipher_list(self.as_ptr(), list.as_ptr()) } == 1 {
             Ok(())
         } else {
-            Err(error(COROTLS_ERR_ARG, "invalid TLS 1.2 cipher list"))
+            Err(error(COROTLS_ERR_ARG, COROTLS_REASON_CIPHER_LIST, "invalid TLS 1.2 cipher list"))
         }
     }
 
@@ -99,7 +99,7 @@ impl Ctx {
         if unsafe { sys::SSL_CTX_set_ciphersuites(self.as_ptr(), list.as_ptr()) } == 1 {
             Ok(())
         } else {
-            Err(error(COROTLS_ERR_ARG, "invalid TLS 1.3 suite list"))
+            Err(error(COROTLS_ERR_ARG, COROTLS_REASON_SUITE_LIST, "invalid TLS 1.3 suite list"))
         }
     }
 
@@ -112,7 +112,7 @@ impl Ctx {
         if r == 1 {
             Ok(())
         } else {
-            Err(error(COROTLS_ERR_ARG, "invalid group list"))
+            Err(error(COROTLS_ERR_ARG, COROTLS_REASON_GROUP_LIST, "invalid group list"))
         }
     }
 
@@ -124,18 +124,26 @@ impl Ctx {
         // own references.
         unsafe {
             if sys::SSL_CTX_use_certificate(p, leaf.as_ptr()) != 1 {
-                return Err(error(COROTLS_ERR_ARG, "certificate rejected"));
+                return Err(error(COROTLS_ERR_ARG, COROTLS_REASON_CERT_REJECTED, "certificate rejected"));
             }
             for c in chain {
                 if sys::SSL_CTX_ctrl(p, sys::SSL_CTRL_CHAIN_CERT, 1, c.as_ptr() as *mut c_void) != 1 {
-                    return Err(error(COROTLS_ERR_ARG, "chain certificate rejected"));
+                    return Err(error(
+                        COROTLS_ERR_ARG,
+                        COROTLS_REASON_CHAIN_CERT_REJECTED,
+                        "chain certificate rejected",
+                    ));
                 }
             }
             if sys::SSL_CTX_use_PrivateKey(p, key.as_ptr()) != 1 {
-                return Err(error(COROTLS_ERR_ARG, "private key rejected"));
+                return Err(error(COROTLS_ERR_ARG, COROTLS_REASON_KEY_REJECTED, "private key rejected"));
             }
             if sys::SSL_CTX_check_private_key(p) != 1 {
-                return Err(error(COROTLS_ERR_ARG, "private key does not match the certificate"));
+                return Err(error(
+                    COROTLS_ERR_ARG,
+                    COROTLS_REASON_KEY_MISMATCH,
+                    "private key does not match the certificate",
+                ));
             }
         }
         Ok(())
@@ -160,7 +168,7 @@ impl Ctx {
         if unsafe { super::SSL_CTX_load_verify_dir(self.as_ptr(), dir.as_ptr()) } == 1 {
             Ok(())
         } else {
-            Err(error(COROTLS_ERR_ARG, "cannot load trusted certificates"))
+            Err(error(COROTLS_ERR_ARG, COROTLS_REASON_TRUST, "cannot load trusted certificates"))
         }
     }
 
@@ -170,7 +178,7 @@ impl Ctx {
         if unsafe { sys::SSL_CTX_set_default_verify_paths(self.as_ptr()) } == 1 {
             Ok(())
         } else {
-            Err(error(COROTLS_ERR_ARG, "cannot load the system's trusted certificates"))
+            Err(error(COROTLS_ERR_ARG, COROTLS_REASON_TRUST, "cannot load the system's trusted certificates"))
         }
     }
 
@@ -200,7 +208,7 @@ impl Ctx {
         if unsafe { sys::SSL_CTX_set_alpn_protos(self.as_ptr(), wire.as_ptr(), wire.len() as c_uint) } == 0 {
             Ok(())
         } else {
-            Err(error(COROTLS_ERR_NOMEM, "cannot set the ALPN list"))
+            Err(error(COROTLS_ERR_NOMEM, COROTLS_REASON_NOMEM, "cannot set the ALPN list"))
         }
     }
 
@@ -304,7 +312,7 @@ fn set_ctx_data(ctx: &Ctx, data: CtxData) -> Result<()> {
     if unsafe { sys::SSL_CTX_set_ex_data(ctx.as_ptr(), ex_index(), raw as *mut c_void) } != 1 {
         // SAFETY: not stored, so still ours.
         drop(unsafe { Box::from_raw(raw) });
-        return Err(error(COROTLS_ERR_NOMEM, "SSL_CTX_set_ex_data failed"));
+        return Err(error(COROTLS_ERR_NOMEM, COROTLS_REASON_NOMEM, "SSL_CTX_set_ex_data failed"));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ pub mod ctx;
 pub mod fifo;
 pub mod ssl;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason::*, Result};
 use libc::{c_char, c_int, c_long, c_ulong, c_void, size_t};
 use openssl_sys as sys;
 use std::ffi::CStr;
@@ -53,7 +53,14 @@ pub fn clear_errors() {
 
 /// Drain this thread's error queue into one readable line, or None if empty.
 pub fn take_errors() -> Option<String> {
+    drain_errors().map(|(text, _)| text)
+}
+
+/// `take_errors`, with the first (oldest) packed error code: what the
+/// failure was before the follow-up entries.
+pub fn drain_errors() -> Option<(String, c_ulong)> {
     let mut parts: Vec<String> = Vec::new();
+    let mut first = 0;
     loop {
         let mut data: *const c_char = ptr::null();
         let mut flags: c_int = 0;
@@ -63,6 +70,9 @@ pub fn take_errors() -> Option<String> {
             unsafe { sys::ERR_get_error_all(ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), &mut data, &mut flags) };
         if e == 0 {
             break;
+        }
+        if first == 0 {
+            first = e;
         }
         // SAFETY: ERR_reason_error_string returns a static string or NULL.
         let reason = unsafe { cstr_or(sys::ERR_reason_error_string(e), "") };
@@ -83,16 +93,37 @@ pub fn take_errors() -> Option<String> {
     if parts.is_empty() {
         None
     } else {
-        Some(parts.join("; "))
+        Some((parts.join("; "), first))
     }
 }
 
-/// An error for a failed OpenSSL call: `what` plus the queue's reasons.
-pub fn error(code: crate::error::Code, what: &str) -> Error {
-    match take_errors() {
+/// What an OpenSSL packed error code says, as a reason and its detail: a
+/// system error (its errno), a fatal alert the peer sent (its number), or
+/// a protocol error found here (OpenSSL's reason code).
+pub fn reason_of(e: c_ulong) -> (crate::error::Reason, i64) {
+    // ERR_SYSTEM_FLAG: the rest is an errno.  Otherwise the low 23 bits are
+    // the reason; SSL_AD_REASON_OFFSET (1000) + n is "the peer sent alert n".
+    const SYSTEM_FLAG: c_ulong = 1 << 31;
+    const REASON_MASK: c_ulong = 0x7f_ffff;
+    if e & SYSTEM_FLAG != 0 {
+        return (COROTLS_REASON_IO, (e & !SYSTEM_FLAG) as i64);
+    }
+    let r = (e & REASON_MASK) as i64;
+    if (1000..1256).contains(&r) {
+        (COROTLS_REASON_PEER_ALERT, r - 1000)
+    } else {
+        (COROTLS_REASON_PROTOCOL, r)
+    }
+}
+
+/// An error for a failed OpenSSL call: `what` plus the queue's reasons,
+/// with `reason`.
+pub fn error(code: crate::error::Code, reason: crate::error::Reason, what: &str) -> Error {
+    let e = match take_errors() {
         Some(detail) => Error::new(code, format!("{what}: {detail}")),
         None => Error::new(code, what.to_string()),
-    }
+    };
+    e.because(reason)
 }
 
 /// Copy a C string owned by OpenSSL (static or short-lived) into Rust.
@@ -224,10 +255,14 @@ pub fn parse_certs_pem(pem: &[u8], what: &str) -> Result<Vec<X509>> {
     // one is expected, anything else (or no certificate at all) is not.
     let queue = take_errors().unwrap_or_default();
     if certs.is_empty() {
-        return Err(Error::arg(format!("{what}: no PEM certificate found ({queue})")));
+        return Err(
+            Error::arg(format!("{what}: no PEM certificate found ({queue})")).because(COROTLS_REASON_CERT_PARSE)
+        );
     }
     if !queue.is_empty() && !queue.contains("no start line") {
-        return Err(Error::arg(format!("{what}: malformed PEM certificate ({queue})")));
+        return Err(
+            Error::arg(format!("{what}: malformed PEM certificate ({queue})")).because(COROTLS_REASON_CERT_PARSE)
+        );
     }
     Ok(certs)
 }
@@ -272,12 +307,12 @@ pub fn parse_key_pem(pem: &[u8], password: Option<&[u8]>, what: &str) -> Result<
         None => {
             let detail = take_errors().unwrap_or_else(|| "unknown error".into());
             let encrypted = contains(pem, b"ENCRYPTED");
-            let hint = match (encrypted, password.is_some()) {
-                (true, true) => " (wrong password?)",
-                (true, false) => " (the key is encrypted and no password was given)",
-                _ => "",
+            let (hint, reason) = match (encrypted, password.is_some()) {
+                (true, true) => (" (wrong password?)", COROTLS_REASON_KEY_PASSWORD),
+                (true, false) => (" (the key is encrypted and no password was given)", COROTLS_REASON_KEY_PASSWORD),
+                _ => ("", COROTLS_REASON_KEY_PARSE),
             };
-            Err(Error::arg(format!("{what}: cannot read the private key{hint}: {detail}")))
+            Err(Error::arg(format!("{what}: cannot read the private key{hint}: {detail}")).because(reason))
         }
     }
 }
@@ -329,28 +364,32 @@ pub fn cert_matches_host(cert: &X509, name: &[u8]) -> bool {
     r == 1
 }
 
+fn alpn_error(msg: &str) -> Error {
+    Error::arg(msg).because(COROTLS_REASON_ALPN)
+}
+
 /// Validate an ALPN list in wire format (1-byte length-prefixed names, each
 /// 1..=255 bytes without NUL, total < 65536).
 pub fn check_alpn_wire(wire: &[u8]) -> Result<()> {
     if wire.is_empty() {
-        return Err(Error::arg("ALPN list is empty"));
+        return Err(alpn_error("ALPN list is empty"));
     }
     if wire.len() > 65535 {
-        return Err(Error::arg("ALPN list is longer than 65535 bytes"));
+        return Err(alpn_error("ALPN list is longer than 65535 bytes"));
     }
     let mut i = 0;
     while i < wire.len() {
         let n = wire[i] as usize;
         if n == 0 {
-            return Err(Error::arg("ALPN list has an empty protocol name"));
+            return Err(alpn_error("ALPN list has an empty protocol name"));
         }
         if i + 1 + n > wire.len() {
-            return Err(Error::arg("ALPN list is truncated (a length prefix runs past the end)"));
+            return Err(alpn_error("ALPN list is truncated (a length prefix runs past the end)"));
         }
         // NUL is legal on the wire but would cut the negotiated name short
         // for every C caller; no registered protocol uses it.
         if wire[i + 1..i + 1 + n].contains(&0) {
-            return Err(Error::arg("ALPN protocol name contains a NUL byte"));
+            return Err(alpn_error("ALPN protocol name contains a NUL byte"));
         }
         i += 1 + n;
     }
@@ -362,10 +401,10 @@ pub fn alpn_wire_from_names<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> Re
     let mut wire = Vec::new();
     for n in names {
         if n.is_empty() {
-            return Err(Error::arg("ALPN protocol name is empty"));
+            return Err(alpn_error("ALPN protocol name is empty"));
         }
         if n.len() > 255 {
-            return Err(Error::arg("ALPN protocol name is longer than 255 bytes"));
+            return Err(alpn_error("ALPN protocol name is longer than 255 bytes"));
         }
         wire.push(n.len() as u8);
         wire.extend_from_slice(n);

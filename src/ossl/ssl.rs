@@ -6,10 +6,10 @@
 //! turns the outcome into `Result`, moving the queue into the `Error`.
 
 use super::{
-    clear_errors, cstr_or, take_errors, verify_error_string, BIO_ctrl_pending, Ctx, X509_VERIFY_PARAM_set1_ip_asc,
-    MEM_EOF_RETRY, X509,
+    clear_errors, cstr_or, verify_error_string, BIO_ctrl_pending, Ctx, X509_VERIFY_PARAM_set1_ip_asc, MEM_EOF_RETRY,
+    X509,
 };
-use crate::error::{Code::*, Error, Result};
+use crate::error::{Code::*, Error, Reason::*, Result};
 use libc::{c_char, c_int, c_long, c_void};
 use openssl_sys as sys;
 use std::ptr;
@@ -21,6 +21,10 @@ pub struct SslRef(*mut sys::SSL);
 
 // SAFETY: an SSL object may move between threads; the owner serialises use.
 unsafe impl Send for SslRef {}
+
+/// OpenSSL's reason code for "a server requiring client certificates got
+/// none".
+const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: i64 = 199;
 
 /// Largest single SSL_read/SSL_write request.  OpenSSL takes size_t in the
 /// _ex variants; capping keeps each call's work (and latency) bounded.
@@ -129,28 +133,35 @@ impl SslRef {
                 Error::closed()
             }
             _ => {
-                let detail = take_errors();
+                let drained = super::drain_errors();
                 let verify = self.verify_result();
                 if verify == super::ctx::NO_PEER_NAME {
                     return Error::new(
                         COROTLS_ERR_VERIFY,
                         "certificate verify failed: no host name was set to check it against",
-                    );
+                    )
+                    .because(COROTLS_REASON_NO_PEER_NAME);
                 }
                 if verify != sys::X509_V_OK as c_long {
                     return Error::new(
                         COROTLS_ERR_VERIFY,
                         format!("certificate verify failed: {}", verify_error_string(verify)),
-                    );
+                    )
+                    .because_of(COROTLS_REASON_VERIFY, verify as _);
                 }
-                let detail = detail.unwrap_or_else(|| match e {
-                    sys::SSL_ERROR_SYSCALL => "transport failure".to_string(),
-                    other => format!("SSL_get_error={other}"),
-                });
-                if detail.contains("peer did not return a certificate") {
-                    return Error::new(COROTLS_ERR_VERIFY, format!("{what}: {detail}"));
+                let Some((detail, first)) = drained else {
+                    let detail = match e {
+                        sys::SSL_ERROR_SYSCALL => "transport failure",
+                        _ => "no reason given",
+                    };
+                    return Error::tls(format!("{what}: {detail}"));
+                };
+                let (reason, number) = super::reason_of(first);
+                if reason == COROTLS_REASON_PROTOCOL && number == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE {
+                    return Error::new(COROTLS_ERR_VERIFY, format!("{what}: {detail}"))
+                        .because(COROTLS_REASON_NO_PEER_CERT);
                 }
-                Error::tls(format!("{what}: {detail}"))
+                Error::tls(format!("{what}: {detail}")).because_of(reason, number)
             }
         }
     }
@@ -217,7 +228,7 @@ impl SslRef {
         if r == 1 {
             Ok(())
         } else {
-            Err(super::error(COROTLS_ERR_ARG, "cannot set the SNI name"))
+            Err(super::error(COROTLS_ERR_ARG, COROTLS_REASON_HOST_NAME, "cannot set the SNI name"))
         }
     }
 
@@ -241,7 +252,7 @@ impl SslRef {
         if ok == 1 {
             Ok(())
         } else {
-            Err(super::error(COROTLS_ERR_ARG, "cannot set the host name to verify"))
+            Err(super::error(COROTLS_ERR_ARG, COROTLS_REASON_HOST_NAME, "cannot set the host name to verify"))
         }
     }
 
@@ -269,7 +280,7 @@ impl SslRef {
         if ok {
             Ok(param)
         } else {
-            Err(super::error(COROTLS_ERR_ARG, "cannot clear the host name to verify"))
+            Err(super::error(COROTLS_ERR_ARG, COROTLS_REASON_HOST_NAME, "cannot clear the host name to verify"))
         }
     }
 
@@ -281,7 +292,7 @@ impl SslRef {
         if r == 0 {
             Ok(())
         } else {
-            Err(super::error(COROTLS_ERR_NOMEM, "cannot set the ALPN list"))
+            Err(super::error(COROTLS_ERR_NOMEM, COROTLS_REASON_NOMEM, "cannot set the ALPN list"))
         }
     }
 
@@ -339,12 +350,14 @@ impl SslRef {
 /// Host names for SNI and verification: 1..=255 bytes, no NUL.
 pub fn check_host_name(name: &[u8]) -> Result<std::ffi::CString> {
     if name.is_empty() {
-        return Err(Error::arg("host name is empty"));
+        return Err(Error::arg("host name is empty").because(COROTLS_REASON_HOST_NAME));
     }
     if name.len() > 255 {
-        return Err(Error::arg(format!("host name is {} bytes long; the limit is 255", name.len())));
+        return Err(Error::arg(format!("host name is {} bytes long; the limit is 255", name.len()))
+            .because(COROTLS_REASON_HOST_NAME));
     }
-    std::ffi::CString::new(name).map_err(|_| Error::arg("host name contains a NUL byte"))
+    std::ffi::CString::new(name)
+        .map_err(|_| Error::arg("host name contains a NUL byte").because(COROTLS_REASON_HOST_NAME))
 }
 
 /// An owned `SSL` with two BIOs that report "retry" (never EOF) when empty,
@@ -371,7 +384,7 @@ impl Ssl {
         unsafe {
             let ssl = sys::SSL_new(ctx.as_ptr());
             if ssl.is_null() {
-                return Err(super::error(COROTLS_ERR_NOMEM, "SSL_new failed"));
+                return Err(super::error(COROTLS_ERR_NOMEM, COROTLS_REASON_NOMEM, "SSL_new failed"));
             }
             let rbio = new_bio();
             let wbio = new_bio();

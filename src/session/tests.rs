@@ -273,20 +273,30 @@ fn server_write_before_client_hello_waits() {
 
 #[test]
 fn verification_failures_name_their_reason() {
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
-        ("localhost", &[("expired.crt", "expired.key")], "certificate has expired"),
-        ("localhost", &[("wronghost.crt", "wronghost.key")], "hostname mismatch"),
-        ("localhost", &[("selfsigned.crt", "selfsigned.key")], "self-signed certificate"),
-        ("10.9.8.7", &[("leaf.crt", "leaf.key")], "ip address mismatch"),
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, i64);
+    // The X509_V_ERR_* codes: 10 expired, 62 hostname, 18 self-signed, 64 IP.
+    let cases: [Case; 4] = [
+        ("localhost", &[("expired.crt", "expired.key")], "certificate has expired", 10),
+        ("localhost", &[("wronghost.crt", "wronghost.key")], "hostname mismatch", 62),
+        ("localhost", &[("selfsigned.crt", "selfsigned.key")], "self-signed certificate", 18),
+        ("10.9.8.7", &[("leaf.crt", "leaf.key")], "ip address mismatch", 64),
     ];
-    for (host, ids, reason) in cases {
+    for (host, ids, reason, x509) in cases {
         let mut c = client(&client_conf());
         c.set_verify_host(host.as_bytes()).unwrap();
         let mut s = Session::new(&server_conf_with(ids, |_| {})).unwrap();
         let (rc, _) = pump(&mut c, &mut s, 1 << 20);
         let e = rc.unwrap_err();
         assert_eq!(e.code, COROTLS_ERR_VERIFY, "{host} {ids:?}: {e}");
+        assert_eq!((e.reason, e.detail), (COROTLS_REASON_VERIFY, x509), "{e}");
+        assert_eq!(c.last_reason(), (COROTLS_REASON_VERIFY, x509));
         assert!(e.msg.to_lowercase().contains(reason), "{e} should mention {reason}");
+        // The server hears why: the client's fatal alert (42 bad
+        // certificate, 45 expired, 48 unknown CA...).
+        let (_, rs) = pump(&mut c, &mut s, 1 << 20);
+        let se = rs.unwrap_err();
+        assert_eq!(se.reason, COROTLS_REASON_PEER_ALERT, "{se}");
+        assert!((40..=50).contains(&se.detail), "{se}: alert {}", se.detail);
         assert_eq!(c.info().verify.to_str().unwrap().to_lowercase(), reason);
     }
     // No trust configured at all: the build says how to add some...
@@ -329,7 +339,7 @@ fn a_new_verify_host_replaces_the_old_one() {
     c.ssl().clear_verify_host().unwrap();
     let mut s = Session::new(&server_conf()).unwrap();
     let e = pump(&mut c, &mut s, 1 << 20).0.unwrap_err();
-    assert_eq!(e.code, COROTLS_ERR_VERIFY);
+    assert_eq!((e.code, e.reason), (COROTLS_ERR_VERIFY, COROTLS_REASON_NO_PEER_NAME));
     assert!(e.msg.contains("no host name was set"), "{e}");
     // ... unless the conf verifies the chain only.
     let chain_only = client_conf_with(|b| b.set_verify_name(false));
@@ -401,6 +411,7 @@ fn client_certificates() {
     let (_, rs) = pump(&mut c, &mut s, 1 << 20);
     let e = rs.unwrap_err();
     assert_eq!(e.code, COROTLS_ERR_VERIFY, "{e}");
+    assert_eq!(e.reason, COROTLS_REASON_NO_PEER_CERT, "{e}");
     // With one: accepted, subject visible on the server.
     let cc = client_conf_with(|b| {
         b.add_identity(Identity::from_files(&cert("client.crt"), &cert("client.key"), None).unwrap()).unwrap()
@@ -440,31 +451,40 @@ fn identity_errors() {
     let e = |r: Result<Identity>| r.err().expect("should fail");
     let m = e(Identity::from_pem(&rd("leaf.crt"), &rd("other.key"), None));
     assert_eq!(m.msg, "private key does not match the certificate");
+    assert_eq!(m.reason, COROTLS_REASON_KEY_MISMATCH);
     let m = e(Identity::from_pem(&rd("garbage.pem"), &rd("leaf.key"), None));
     assert!(m.msg.starts_with("certificate:"), "{m}");
+    assert_eq!(m.reason, COROTLS_REASON_CERT_PARSE);
     let m = e(Identity::from_pem(&rd("empty.pem"), &rd("leaf.key"), None));
     assert!(m.msg.starts_with("certificate:"), "{m}");
     let m = e(Identity::from_pem(&rd("leaf.crt"), &rd("garbage.pem"), None));
     assert!(m.msg.starts_with("private key:"), "{m}");
+    assert_eq!(m.reason, COROTLS_REASON_KEY_PARSE);
     let m = e(Identity::from_pem(&rd("leaf.crt"), &rd("leaf.enc.key"), None));
     assert!(m.msg.contains("no password"), "{m}");
+    assert_eq!(m.reason, COROTLS_REASON_KEY_PASSWORD);
     let m = e(Identity::from_pem(&rd("leaf.crt"), &rd("leaf.enc.key"), Some(b"wrong")));
     assert!(m.msg.contains("wrong password"), "{m}");
+    assert_eq!(m.reason, COROTLS_REASON_KEY_PASSWORD);
     Identity::from_pem(&rd("leaf.crt"), &rd("leaf.enc.key"), Some(b"secret")).unwrap();
     Identity::from_pem(&rd("leaf.crt"), &rd("leaf.pkcs1.key"), None).unwrap();
     let m = e(Identity::from_files(Path::new("/nonexistent/x.crt"), &cert("leaf.key"), None));
     assert!(m.msg.contains("cannot read certificate file") && m.msg.contains("No such file"), "{m}");
-    for m in [m] {
-        assert_eq!(m.code, COROTLS_ERR_ARG);
-    }
+    assert_eq!(m.code, COROTLS_ERR_ARG);
+    assert_eq!((m.reason, m.detail), (COROTLS_REASON_FILE, libc::ENOENT as i64));
 }
 
 #[test]
 fn builder_errors() {
     let mut b = ConfBuilder::new(Role::Server);
     assert!(b.build().unwrap_err().msg.contains("needs an identity"));
-    assert!(b.set_ciphers("NOT-A-CIPHER").unwrap_err().msg.contains("invalid TLS 1.2 cipher list"));
-    assert!(b.set_suites("TLS_NOPE").unwrap_err().msg.contains("invalid TLS 1.3 suite list"));
+    let e = b.set_ciphers("NOT-A-CIPHER").unwrap_err();
+    assert!(e.msg.contains("invalid TLS 1.2 cipher list") && e.reason == COROTLS_REASON_CIPHER_LIST, "{e}");
+    let e = b.set_suites("TLS_NOPE").unwrap_err();
+    assert!(e.msg.contains("invalid TLS 1.3 suite list") && e.reason == COROTLS_REASON_SUITE_LIST, "{e}");
+    assert_eq!(b.set_groups("NOPE").unwrap_err().reason, COROTLS_REASON_GROUP_LIST);
+    assert_eq!(b.set_alpn_wire(b"\x05h2").unwrap_err().reason, COROTLS_REASON_ALPN);
+    assert_eq!(b.add_ca_file(&cert("garbage.pem")).unwrap_err().reason, COROTLS_REASON_TRUST);
     b.set_ciphers("ECDHE-RSA-AES128-GCM-SHA256").unwrap();
     b.set_suites("TLS_AES_128_GCM_SHA256").unwrap();
     assert!(b.set_versions(Version::Tls13, Version::Tls12).is_err());
@@ -502,8 +522,11 @@ fn version_mismatch_fails() {
     let mut c = client(&cc);
     let mut s = Session::new(&sc).unwrap();
     let (rc, rs) = pump(&mut c, &mut s, 1 << 20);
-    assert_eq!(rs.unwrap_err().code, COROTLS_ERR_TLS);
-    assert_eq!(rc.unwrap_err().code, COROTLS_ERR_TLS);
+    // The server finds no common version (a protocol error here); the
+    // client hears its protocol_version alert (70).
+    let (se, ce) = (rs.unwrap_err(), rc.unwrap_err());
+    assert_eq!((se.code, se.reason), (COROTLS_ERR_TLS, COROTLS_REASON_PROTOCOL), "{se}");
+    assert_eq!((ce.code, ce.reason, ce.detail), (COROTLS_ERR_TLS, COROTLS_REASON_PEER_ALERT, 70), "{ce}");
 }
 
 #[test]
