@@ -30,6 +30,8 @@ pub struct Conn {
     /// Plaintext bytes of the caller's current write that are encrypted but
     /// whose ciphertext has not all left (see `write`).
     inflight: usize,
+    /// Ciphertext bytes received from and sent to the socket so far.
+    moved: u64,
 }
 
 /// One `send` of `data` (MSG_NOSIGNAL: a vanished peer is EPIPE, not a
@@ -91,7 +93,7 @@ impl Conn {
             return Err(Error::arg("invalid file descriptor"));
         }
         set_nonblocking(fd)?;
-        Ok(Conn { session: Session::new(conf)?, fd, inflight: 0 })
+        Ok(Conn { session: Session::new(conf)?, fd, inflight: 0, moved: 0 })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -109,6 +111,12 @@ impl Conn {
         self.session.out_pending()
     }
 
+    /// Bytes received from and sent to the socket so far (ciphertext): it
+    /// changes whenever the connection makes any progress on the wire.
+    pub fn moved(&self) -> u64 {
+        self.moved
+    }
+
     /// Record a failure on the session (for its last-error message).
     fn fail(&mut self, e: Error) -> Error {
         self.session.fail(e)
@@ -120,7 +128,7 @@ impl Conn {
         loop {
             match self.session.out_with(|data| send_some(fd, data)) {
                 Ok(0) => return Ok(()),
-                Ok(_) => continue,
+                Ok(n) => self.moved += n as u64,
                 Err(e) if e.is_want() => return Err(e),
                 Err(e) => return Err(self.fail(e)),
             }
@@ -145,6 +153,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     total += n;
+                    self.moved += n as u64;
                     if n < want {
                         break;
                     }
