@@ -8,7 +8,7 @@
 //! anything else, also when the caller gives up on an operation
 //! (`abandon_write`).
 
-use crate::conf::Conf;
+use crate::conf::{Conf, Role};
 use crate::error::{Code::*, Error, Result};
 use crate::net::set_nonblocking;
 use crate::session::Session;
@@ -168,6 +168,16 @@ impl Conn {
     /// Complete the handshake.  OK when done (and its last flight is on the
     /// wire); WANT_READ / WANT_WRITE to wait; EOF if the peer vanished.
     pub fn handshake(&mut self) -> Result<()> {
+        // A server's first step needs the peer's ClientHello.  OpenSSL is
+        // not started before a byte of it has come: its first step
+        // allocates the record and handshake buffers (some 40 KiB), which
+        // a peer that connects and sends nothing should not cost.
+        let server = self.session.role() == Role::Server;
+        if server && !self.session.started() && self.session.ssl().in_pending() == 0 {
+            if self.fill(MAX_FILL)? == 0 && !self.session.eof() {
+                return Err(Error::want_read());
+            }
+        }
         loop {
             let step = self.session.handshake();
             // Whatever the step produced (a flight, or an alert) goes out
