@@ -184,8 +184,17 @@ pub(super) enum Kind {
     Conn(Box<ConnEntry>),
     /// A connection a deadline ended: its socket is shut down and released,
     /// its session freed; the fd number stays taken until the host closes
-    /// it.  Holds what later operations are told.
-    Expired(Error),
+    /// it.
+    Expired(Expired),
+}
+
+pub(super) struct Expired {
+    /// What later operations on the fd are told.
+    pub err: Error,
+    /// The chunk an inline read delivered, if still promised to the host
+    /// (until its next operation on the fd, or close): kept, never read, so
+    /// that it outlives the session.
+    pub _chunk: Vec<u8>,
 }
 
 pub(super) struct Listener {

@@ -27,7 +27,9 @@ use crate::conf::{Conf, Role};
 use crate::error::{Code, Code::*, Error, Result};
 use crate::net::{self, Lookup};
 use crate::transport::Conn;
-use entry::{take_plain, ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState, Watch, Why};
+use entry::{
+    take_plain, ConnEntry, Entry, Expired, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState, Watch, Why,
+};
 use polling::{Event, Events, PollMode, Poller};
 use resolver::Resolver;
 use std::collections::HashMap;
@@ -242,7 +244,7 @@ fn conn_of(e: &mut Entry, fd: RawFd) -> Result<&mut ConnEntry> {
     match &mut e.kind {
         Kind::Conn(c) => Ok(c),
         Kind::Listener(_) => Err(not_conn(fd)),
-        Kind::Expired(err) => Err(err.clone()),
+        Kind::Expired(x) => Err(x.err.clone()),
     }
 }
 
@@ -579,7 +581,7 @@ impl Loop {
             let addr = |a: Result<SocketAddr>| a.map(|a| a.to_string());
             match (what, &e.kind) {
                 (Info::Error, _) => Ok(e.last_error.clone()),
-                (_, Kind::Expired(err)) => Err(err.clone()),
+                (_, Kind::Expired(x)) => Err(x.err.clone()),
                 (Info::LocalAddr, _) => addr(net::local_addr(fd)),
                 (_, Kind::Listener(_)) => Err(not_conn(fd)),
                 (Info::RemoteAddr, _) => addr(net::peer_addr(fd)),
@@ -948,9 +950,13 @@ impl Shared {
         // SAFETY: the fd is open (as a placeholder it stays open until close).
         let _ = self.poller.delete(unsafe { borrow(slot.fd) });
         net::end_keeping_number(slot.fd, *lock(&self.spare));
+        let chunk = match &mut e.kind {
+            Kind::Conn(c) if !c.chunk.is_empty() => std::mem::take(&mut c.chunk),
+            _ => Vec::new(),
+        };
         e.armed = Interest::NONE;
         e.last_error = why.timeout().msg;
-        e.kind = Kind::Expired(why.after(slot.fd));
+        e.kind = Kind::Expired(Expired { err: why.after(slot.fd), _chunk: chunk });
     }
 
     /// Note a connection's progress for its deadlines.
