@@ -173,10 +173,13 @@ impl Conn {
         // allocates the record and handshake buffers (some 40 KiB), which
         // a peer that connects and sends nothing should not cost.
         let server = self.session.role() == Role::Server;
-        if server && !self.session.started() && self.session.ssl().in_pending() == 0 {
-            if self.fill(MAX_FILL)? == 0 && !self.session.eof() {
-                return Err(Error::want_read());
-            }
+        if server
+            && !self.session.started()
+            && self.session.ssl().in_pending() == 0
+            && self.fill(MAX_FILL)? == 0
+            && !self.session.eof()
+        {
+            return Err(Error::want_read());
         }
         loop {
             let step = self.session.handshake();
