@@ -822,7 +822,9 @@ corotls_result corotls_loop_read_until(corotls_loop *l,
  * already arrived is discarded first, so the kernel does not reset the
  * stream), then its socket is closed and its fd leaves the table.  An
  * operation in flight completes with COROTLS_ERR_CANCELLED at the next
- * dispatch (never from inside this call).  ERR_ARG for an fd that is not
+ * dispatch (never from inside this call).  For a connection a deadline
+ * ended, close only releases the fd number the loop kept reserved (see
+ * corotls_loop_set_handshake_timeout).  ERR_ARG for an fd that is not
  * open in this loop (e.g. a second close).
  */
 corotls_result corotls_loop_close(corotls_loop *l, int32_t fd);
@@ -850,7 +852,8 @@ corotls_result corotls_loop_unsent_bytes(corotls_loop *l, int32_t fd, size_t *ou
 
 /**
  * silly's isalive: `*out` is true while the connection is open and has
- * seen no close_notify, no EOF and no failure (listeners: true).  `out`
+ * seen no close_notify, no EOF and no failure, and no deadline ended it
+ * (listeners: true).  `out`
  * must not be NULL (ERR_ARG); it is false on any failure.
  */
 corotls_result corotls_loop_is_alive(corotls_loop *l, int32_t fd, bool *out);

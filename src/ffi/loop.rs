@@ -567,7 +567,9 @@ pub unsafe extern "C" fn corotls_loop_read_until(
 /// already arrived is discarded first, so the kernel does not reset the
 /// stream), then its socket is closed and its fd leaves the table.  An
 /// operation in flight completes with COROTLS_ERR_CANCELLED at the next
-/// dispatch (never from inside this call).  ERR_ARG for an fd that is not
+/// dispatch (never from inside this call).  For a connection a deadline
+/// ended, close only releases the fd number the loop kept reserved (see
+/// corotls_loop_set_handshake_timeout).  ERR_ARG for an fd that is not
 /// open in this loop (e.g. a second close).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_close(l: *mut corotls_loop, fd: i32) -> Code {
@@ -612,7 +614,8 @@ unsafe fn out_value<T>(out: *mut T, cleared: T, f: impl FnOnce() -> Result<T>) -
 }
 
 /// silly's isalive: `*out` is true while the connection is open and has
-/// seen no close_notify, no EOF and no failure (listeners: true).  `out`
+/// seen no close_notify, no EOF and no failure, and no deadline ended it
+/// (listeners: true).  `out`
 /// must not be NULL (ERR_ARG); it is false on any failure.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_is_alive(l: *mut corotls_loop, fd: i32, out: *mut bool) -> Code {
