@@ -5,12 +5,20 @@
  *                   [--cert FILE --key FILE]... [--ca FILE] [--verify-client]
  *                   [--alpn LIST] [--ciphers STR] [--suites STR]
  *                   [--min-version 1.2|1.3] [--max-version 1.2|1.3]
+ *                   [--handshake-timeout MS] [--idle-timeout MS]
  *
  * Prints "listening HOST:PORT" (the real port when 0 was given) once ready,
  * serves every connection from one corotls loop in one thread, and stops
  * cleanly on SIGINT or SIGTERM (each open connection gets a close_notify).
  * Several --cert/--key pairs give SNI selection (the first whose
  * certificate matches the client's name, else the first).
+ *
+ * Deadlines: a connection must finish its handshake within
+ * --handshake-timeout ms of accept (default 10000) and is closed after
+ * --idle-timeout ms without a byte either way (default 300000); -1 turns
+ * either off.  Connections ended by a deadline are closed quietly.  When
+ * the process runs out of fds the loop sheds new connections (closes them
+ * at once) and keeps serving; the server says so once.
  *
  * Structure: each connection is a small state machine driven by loop
  * callbacks (recv, then send what came, again), with inline completions
@@ -35,6 +43,7 @@
 static corotls_loop *loop;
 static int lfd = -1;
 static int accepting; /* an accept is pending (or being started) */
+static int shed_told; /* the line about shedding was printed */
 static int sig_pipe[2] = {-1, -1};
 
 static void on_signal(int sig)
@@ -52,7 +61,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: tls_echo_server --listen HOST:PORT --cert FILE --key FILE [--cert FILE --key FILE]...\n"
             "                       [--ca FILE] [--verify-client] [--alpn LIST] [--ciphers STR]\n"
-            "                       [--suites STR] [--min-version 1.2|1.3] [--max-version 1.2|1.3]\n");
+            "                       [--suites STR] [--min-version 1.2|1.3] [--max-version 1.2|1.3]\n"
+            "                       [--handshake-timeout MS] [--idle-timeout MS]\n");
     exit(2);
 }
 
@@ -64,6 +74,16 @@ static int version_of(const char *v)
         return COROTLS_TLS1_3;
     usage();
     return 0;
+}
+
+/* A deadline in ms: -1 (off) or more. */
+static int ms_of(const char *v)
+{
+    char *end;
+    long ms = strtol(v, &end, 10);
+    if (*v == 0 || *end != 0 || ms < -1 || ms > 2147483647L)
+        usage();
+    return (int)ms;
 }
 
 static size_t alpn_wire(const char *list, unsigned char *out, size_t cap)
@@ -94,13 +114,15 @@ static void accept_more(void);
 static void client_end(struct client *c, corotls_result r)
 {
     /* CLOSED: the peer's close_notify (close answers with ours); EOF: it
-     * left without one; CANCELLED: the server is stopping. */
-    if (r != COROTLS_CLOSED && r != COROTLS_EOF && r != COROTLS_ERR_CANCELLED)
+     * left without one; CANCELLED: the server is stopping; TIMEOUT: a
+     * deadline ended it (not worth a line each: under attack there are
+     * many). */
+    if (r != COROTLS_CLOSED && r != COROTLS_EOF && r != COROTLS_ERR_CANCELLED && r != COROTLS_TIMEOUT)
         fprintf(stderr, "tls_echo_server: connection: %s\n", corotls_last_error());
     corotls_loop_close(loop, c->fd);
     free(c);
     if (!accepting && r != COROTLS_ERR_CANCELLED)
-        accept_more(); /* accepting stopped on an error (no fd left?): an fd is free now */
+        accept_more(); /* accepting stopped on an error: try again now that a connection ended */
 }
 
 /* Completion of a recv (data != NULL) or of a send. */
@@ -157,15 +179,16 @@ static void accept_cb(void *user_data, int32_t fd, corotls_result r, const uint8
         return; /* stopping */
     if (r == COROTLS_OK)
         serve(fd);
-    else /* accepting pauses until a connection ends and frees an fd */
+    else /* an error (running out of fds is none: the loop sheds): accepting pauses until a connection ends */
         fprintf(stderr, "tls_echo_server: accept: %s\n", corotls_last_error());
     if (r == COROTLS_OK && !accepting)
         accept_more();
 }
 
 /* Accept with the listener's conf; connections already waiting come at
- * once, the next one through accept_cb.  On an error (such as running out
- * of fds) accepting pauses until a connection ends. */
+ * once, the next one through accept_cb.  On an error accepting pauses until
+ * a connection ends.  Running out of fds is not one: the loop sheds the
+ * connections it cannot take and the accept stays pending. */
 static void accept_more(void)
 {
     int fd;
@@ -196,6 +219,7 @@ int main(int argc, char **argv)
     const char *listen_on = NULL, *ca = NULL, *alpn = NULL, *ciphers = NULL, *suites = NULL;
     const char *certs[MAX_IDS], *keys[MAX_IDS];
     int ncert = 0, nkey = 0, verify_client = 0, vmin = COROTLS_TLS1_2, vmax = COROTLS_TLS1_3;
+    int handshake_ms = 10000, idle_ms = 300000;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -215,6 +239,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--suites")) suites = v;
         else if (!strcmp(a, "--min-version")) vmin = version_of(v);
         else if (!strcmp(a, "--max-version")) vmax = version_of(v);
+        else if (!strcmp(a, "--handshake-timeout")) handshake_ms = ms_of(v);
+        else if (!strcmp(a, "--idle-timeout")) idle_ms = ms_of(v);
         else usage();
     }
     if (listen_on == NULL || ncert == 0 || ncert != nkey)
@@ -253,7 +279,9 @@ int main(int argc, char **argv)
     char host[256];
     const char *port;
     corotls_result lr = COROTLS_ERR_ARG;
-    if (split_hostport(listen_on, host, sizeof host, &port) == 0 && corotls_loop_new(&loop) == COROTLS_OK)
+    if (split_hostport(listen_on, host, sizeof host, &port) == 0 && corotls_loop_new(&loop) == COROTLS_OK &&
+        corotls_loop_set_handshake_timeout(loop, handshake_ms) == COROTLS_OK &&
+        corotls_loop_set_idle_timeout(loop, idle_ms) == COROTLS_OK)
         lr = corotls_loop_listen(loop, host, port, conf, &lfd);
     corotls_conf_free(conf); /* the listener keeps its own reference */
     if (lr != COROTLS_OK) {
@@ -295,6 +323,14 @@ int main(int argc, char **argv)
         if (p[0].revents && corotls_loop_dispatch(loop, 0, NULL) != COROTLS_OK) {
             fprintf(stderr, "tls_echo_server: %s\n", corotls_last_error());
             break;
+        }
+        uint64_t shed = 0;
+        if (!shed_told && corotls_loop_shed_count(loop, lfd, &shed) == COROTLS_OK && shed > 0) {
+            char why[512];
+            if (corotls_loop_info(loop, lfd, COROTLS_INFO_ERROR, why, sizeof why, NULL) != COROTLS_OK)
+                snprintf(why, sizeof why, "out of file descriptors");
+            fprintf(stderr, "tls_echo_server: %s\n", why);
+            shed_told = 1;
         }
     }
     /* Closes every connection (close_notify) and the listener; the pending

@@ -365,6 +365,17 @@ typedef struct corotls_conn corotls_conn;
  * (the loop flushes it in the background), and plaintext already received
  * stays buffered for the next read.  A timed-out connect closes its fd.
  *
+ * **Deadlines of accepted connections** protect a server from peers that
+ * connect and never finish the handshake (or go silent): a handshake
+ * deadline (default 30 s from accept, corotls_loop_set_handshake_timeout)
+ * and an optional idle deadline (corotls_loop_set_idle_timeout), both
+ * independent of the operations' timeouts.  A connection whose deadline
+ * expires is ended by the loop (its pending operation gets TIMEOUT), but
+ * its fd number stays reserved until the host calls corotls_loop_close
+ * (see corotls_loop_set_handshake_timeout).  A listener survives running
+ * out of fds: connections that cannot be given one are shed, and a pending
+ * accept waits for one that can (corotls_loop_shed_count).
+ *
  * **Threads**: a loop may be used from any number of threads at once;
  * the fd table is shared, so an fd is not owned by the caller that
  * created it (hand it to another thread or coroutine freely).  The busy
@@ -792,11 +803,75 @@ corotls_result corotls_loop_run(corotls_loop *l);
 size_t corotls_loop_pending(const corotls_loop *l);
 
 /**
- * Milliseconds until the earliest operation deadline (rounded up), or -1
- * when no operation has one (also for NULL).  For hosts that prefer their
- * own timer to the readability of corotls_loop_fd on deadlines.
+ * Milliseconds until the earliest deadline (rounded up): an operation's
+ * timeout or an accepted connection's handshake / idle deadline; -1 when
+ * there is none (also for NULL).  For hosts that prefer their own timer to
+ * the readability of corotls_loop_fd on deadlines.
  */
 int32_t corotls_loop_timeout(const corotls_loop *l);
+
+/**
+ * The handshake deadline of connections accepted from now on: `ms`
+ * milliseconds from accept until the handshake completes, however the
+ * handshake is driven (handshake, send, recv...) and whatever those
+ * operations' own timeouts are.  Default 30000; -1 turns it off; 0 ends a
+ * connection at the next dispatch unless its handshake finished inline;
+ * below -1 is COROTLS_ERR_ARG (NULL loop too).  Connections already
+ * accepted keep the deadline they got.  Connections made with
+ * corotls_loop_connect have none (their operations' timeouts apply).
+ *
+ * When the deadline expires the loop ends the connection at once: the
+ * socket leaves the poller, is shut down (the peer sees the end of the
+ * stream, or a reset) and released, and the TLS session is freed.  Its
+ * pending operation, if any, completes with COROTLS_TIMEOUT and a message
+ * saying that the handshake deadline expired (a send's `len` is then 0).
+ *
+ * **The fd number stays reserved until the host calls
+ * corotls_loop_close(fd).**  The loop never closes it on its own, so no
+ * new connection (accept, connect, any open) can get the number while the
+ * host still holds it, and the host's close can never hit another
+ * connection.  Until that close, every operation on the fd (and set_sni,
+ * set_limit, unread_bytes, the other info values...) returns
+ * COROTLS_ERR_IO ("fd N was shut down by the loop ..."),
+ * corotls_loop_is_alive gives false, and COROTLS_INFO_ERROR says which
+ * deadline expired.  Close it as after any
+ * other failure; an fd never closed stays taken (one per expired
+ * connection, no socket or session behind it).
+ */
+corotls_result corotls_loop_set_handshake_timeout(corotls_loop *l, int32_t ms);
+
+/**
+ * The idle deadline of connections accepted from now on: a connection
+ * that receives and sends no byte for `ms` milliseconds is ended exactly
+ * as by the handshake deadline (its pending operation gets COROTLS_TIMEOUT
+ * saying the idle deadline expired; the fd stays reserved, every other
+ * call on it ERR_IO, until corotls_loop_close).  Default -1: off; below -1
+ * is COROTLS_ERR_ARG (NULL loop too).  It counts from accept, so it also
+ * bounds the handshake (the earlier deadline wins), and applies to
+ * accepted connections only: connections made with corotls_loop_connect
+ * have none.  Bytes count when the loop moves them on the socket: a
+ * connection whose reading is paused by its read limit
+ * (corotls_loop_set_limit) and that has nothing to send is idle however
+ * much the peer sends.  Connections already accepted keep what they got.
+ */
+corotls_result corotls_loop_set_idle_timeout(corotls_loop *l, int32_t ms);
+
+/**
+ * How many connections the listener `lfd` shed: accepted and closed at
+ * once because the process had no fd left for them (EMFILE / ENFILE).
+ *
+ * The loop keeps one spare fd (on /dev/null, taken with the first
+ * listener).  When accept fails for lack of fds, it gives the spare up,
+ * accepts the waiting connection with its number, closes it (the peer
+ * sees its connection end instead of hanging in the backlog) and takes
+ * the spare again, until no connection waits.  A pending accept neither
+ * fails nor spins meanwhile: it stays pending and completes with the first
+ * connection that can really be given an fd.  The first connection shed
+ * after a real accept sets the listener's COROTLS_INFO_ERROR ("accept: Too
+ * many open files ...: new connections are shed ..."); the library prints
+ * nothing.  `out` must not be NULL (ERR_ARG); it is 0 on failure.
+ */
+corotls_result corotls_loop_shed_count(corotls_loop *l, int32_t lfd, uint64_t *out);
 
 /**
  * Open a plain TCP listener (TLS is layered at accept).  `host`: a name or
@@ -953,7 +1028,9 @@ corotls_result corotls_loop_read_until(corotls_loop *l,
  * already arrived is discarded first, so the kernel does not reset the
  * stream), then its socket is closed and its fd leaves the table.  An
  * operation in flight completes with COROTLS_ERR_CANCELLED at the next
- * dispatch (never from inside this call).  ERR_ARG for an fd that is not
+ * dispatch (never from inside this call).  For a connection a deadline
+ * ended, close only releases the fd number the loop kept reserved (see
+ * corotls_loop_set_handshake_timeout).  ERR_ARG for an fd that is not
  * open in this loop (e.g. a second close).
  */
 corotls_result corotls_loop_close(corotls_loop *l, int32_t fd);
@@ -981,7 +1058,8 @@ corotls_result corotls_loop_unsent_bytes(corotls_loop *l, int32_t fd, size_t *ou
 
 /**
  * silly's isalive: `*out` is true while the connection is open and has
- * seen no close_notify, no EOF and no failure (listeners: true).  `out`
+ * seen no close_notify, no EOF and no failure, and no deadline ended it
+ * (listeners: true).  `out`
  * must not be NULL (ERR_ARG); it is false on any failure.
  */
 corotls_result corotls_loop_is_alive(corotls_loop *l, int32_t fd, bool *out);

@@ -263,6 +263,11 @@ impl Error {
         self.detail = detail;
         self
     }
+    /// The same error, with another message.
+    pub fn with_msg(mut self, msg: impl Into<String>) -> Error {
+        self.msg = msg.into();
+        self
+    }
     /// A required pointer argument was NULL.
     pub fn null(what: &str) -> Error {
         Error::arg(format!("{what} is NULL")).because(COROTLS_REASON_NULL_ARGUMENT)

@@ -358,6 +358,12 @@ pub fn connect_result(fd: RawFd) -> Result<Option<()>> {
 /// Accept one connection: Ok(None) when none is waiting.  The new socket
 /// is non-blocking and close-on-exec, with TCP_NODELAY.
 pub fn accept(lfd: RawFd) -> Result<Option<RawFd>> {
+    try_accept(lfd).map_err(|e| Error::os("accept", e))
+}
+
+/// `accept` with the OS error as it came, for callers that handle some
+/// (running out of fds: see `out_of_fds`).
+pub fn try_accept(lfd: RawFd) -> std::io::Result<Option<RawFd>> {
     loop {
         // SAFETY: plain syscall; we do not ask for the peer address.
         let fd = unsafe {
@@ -372,7 +378,40 @@ pub fn accept(lfd: RawFd) -> Result<Option<RawFd>> {
             Some(libc::EAGAIN) => return Ok(None),
             // The connection died in the queue: take the next one.
             Some(libc::EINTR) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => continue,
-            _ => return Err(Error::os("accept", e)),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The process (EMFILE) or the system (ENFILE) has no fd left.
+pub fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// A spare fd (/dev/null, close-on-exec): held so that it can be given up
+/// when the process runs out of fds, and as what a shut-down socket's
+/// number is made to point at while its owner still holds the number.
+pub fn open_spare() -> Result<RawFd> {
+    // SAFETY: the path is a NUL-terminated literal.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(Error::last_os("open /dev/null"));
+    }
+    Ok(fd)
+}
+
+/// End a connection at once in both directions (the peer sees the end of
+/// the stream, or a reset if input was left unread) while keeping `fd`'s
+/// number taken: the socket is shut down and, with `placeholder` (an open
+/// fd), replaced by a duplicate of it, which releases the socket itself.
+/// Closing `fd` later releases the number.
+pub fn end_keeping_number(fd: RawFd, placeholder: Option<RawFd>) {
+    // SAFETY: plain syscalls on fds the caller owns; dup3 atomically makes
+    // fd a duplicate of placeholder, closing the socket behind fd.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
+        if let Some(p) = placeholder {
+            libc::dup3(p, fd, libc::O_CLOEXEC);
         }
     }
 }

@@ -192,6 +192,10 @@ impl Session {
     pub fn handshake_done(&self) -> bool {
         self.handshake_done
     }
+    /// The handshake has been started (OpenSSL took its first step).
+    pub fn started(&self) -> bool {
+        self.started
+    }
     /// The peer's close_notify has arrived.
     pub fn peer_closed(&self) -> bool {
         self.peer_closed || self.ssl().received_shutdown()

@@ -8,7 +8,7 @@
 //! anything else, also when the caller gives up on an operation
 //! (`abandon_write`).
 
-use crate::conf::Conf;
+use crate::conf::{Conf, Role};
 use crate::error::{Code::*, Error, Result};
 use crate::net::{check_stream_socket, set_nonblocking};
 use crate::session::Session;
@@ -30,6 +30,8 @@ pub struct Conn {
     /// Plaintext bytes of the caller's current write that are encrypted but
     /// whose ciphertext has not all left (see `write`).
     inflight: usize,
+    /// Ciphertext bytes received from and sent to the socket so far.
+    moved: u64,
 }
 
 /// One `send` of `data` (MSG_NOSIGNAL: a vanished peer is EPIPE, not a
@@ -92,7 +94,7 @@ impl Conn {
         }
         check_stream_socket(fd)?;
         set_nonblocking(fd)?;
-        Ok(Conn { session: Session::new(conf)?, fd, inflight: 0 })
+        Ok(Conn { session: Session::new(conf)?, fd, inflight: 0, moved: 0 })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -110,6 +112,12 @@ impl Conn {
         self.session.out_pending()
     }
 
+    /// Bytes received from and sent to the socket so far (ciphertext): it
+    /// changes whenever the connection makes any progress on the wire.
+    pub fn moved(&self) -> u64 {
+        self.moved
+    }
+
     /// Record a failure on the session (for its last-error message).
     fn fail(&mut self, e: Error) -> Error {
         self.session.fail(e)
@@ -121,7 +129,7 @@ impl Conn {
         loop {
             match self.session.out_with(|data| send_some(fd, data)) {
                 Ok(0) => return Ok(()),
-                Ok(_) => continue,
+                Ok(n) => self.moved += n as u64,
                 Err(e) if e.is_want() => return Err(e),
                 Err(e) => return Err(self.fail(e)),
             }
@@ -146,6 +154,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     total += n;
+                    self.moved += n as u64;
                     if n < want {
                         break;
                     }
@@ -160,6 +169,19 @@ impl Conn {
     /// Complete the handshake.  OK when done (and its last flight is on the
     /// wire); WANT_READ / WANT_WRITE to wait; EOF if the peer vanished.
     pub fn handshake(&mut self) -> Result<()> {
+        // A server's first step needs the peer's ClientHello.  OpenSSL is
+        // not started before a byte of it has come: its first step
+        // allocates the record and handshake buffers (some 40 KiB), which
+        // a peer that connects and sends nothing should not cost.
+        let server = self.session.role() == Role::Server;
+        if server
+            && !self.session.started()
+            && self.session.ssl().in_pending() == 0
+            && self.fill(MAX_FILL)? == 0
+            && !self.session.eof()
+        {
+            return Err(Error::want_read());
+        }
         loop {
             let step = self.session.handshake();
             // Whatever the step produced (a flight, or an alert) goes out

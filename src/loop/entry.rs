@@ -12,6 +12,7 @@ use crate::transport::Conn;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 /// Ciphertext taken from the socket per step of a read operation.
 const READ_STEP: usize = 1024 * 1024;
@@ -195,6 +196,19 @@ pub(super) struct Entry {
 pub(super) enum Kind {
     Listener(Listener),
     Conn(Box<ConnEntry>),
+    /// A connection a deadline ended: its socket is shut down and released,
+    /// its session freed; the fd number stays taken until the host closes
+    /// it.
+    Expired(Expired),
+}
+
+pub(super) struct Expired {
+    /// What later operations on the fd are told.
+    pub err: Error,
+    /// The chunk an inline read delivered, if still promised to the host
+    /// (until its next operation on the fd, or close): kept, never read, so
+    /// that it outlives the session.
+    pub _chunk: Vec<u8>,
 }
 
 pub(super) struct Listener {
@@ -202,6 +216,87 @@ pub(super) struct Listener {
     /// replaces it; connections keep theirs).
     pub conf: Option<Conf>,
     pub op: Option<Op>,
+    /// Connections accepted and closed at once because no fd was left.
+    pub shed: u64,
+    /// Shedding since the last connection accepted for real.
+    pub shedding: bool,
+    /// Out of fds with nothing to shed with: accepting waits for this retry
+    /// timer (id) instead of the socket.
+    pub retry: Option<u64>,
+}
+
+impl Listener {
+    pub fn new(conf: Option<Conf>) -> Listener {
+        Listener { conf, op: None, shed: 0, shedding: false, retry: None }
+    }
+}
+
+/// Why a deadline ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Why {
+    /// No handshake within this long of accept.
+    Handshake(Duration),
+    /// No byte received or sent for this long.
+    Idle(Duration),
+}
+
+impl Why {
+    /// The message of the pending operation's TIMEOUT.
+    pub fn timeout(self) -> Error {
+        let what = match self {
+            Why::Handshake(d) => {
+                format!("handshake deadline expired: no handshake within {} ms of accept", d.as_millis())
+            }
+            Why::Idle(d) => format!("idle deadline expired: no byte received or sent for {} ms", d.as_millis()),
+        };
+        Error::new(COROTLS_TIMEOUT, format!("{what}; the loop shut the connection down (close the fd)"))
+    }
+
+    /// What operations on the fd get afterwards.
+    pub fn after(self, fd: RawFd) -> Error {
+        let why = match self {
+            Why::Handshake(_) => "its handshake deadline expired",
+            Why::Idle(_) => "its idle deadline expired",
+        };
+        Error::new(COROTLS_ERR_IO, format!("fd {fd} was shut down by the loop ({why}): only close applies to it now"))
+    }
+}
+
+/// The deadlines of an accepted connection, checked when its timer fires:
+/// a timer that fires early (bytes moved since it was set, the handshake
+/// finished) is set again for the new due time, so traffic costs no timer
+/// work.
+pub(super) struct Watch {
+    /// The handshake deadline and the timeout it came from (None: none).
+    pub handshake: Option<(Instant, Duration)>,
+    pub idle: Option<Duration>,
+    /// When bytes last moved (or the accept).
+    pub last_io: Instant,
+    /// `Conn::moved` as of `last_io`.
+    pub seen: u64,
+    /// The live timer's id.
+    pub timer: Option<u64>,
+}
+
+impl Watch {
+    /// Deadlines for a connection accepted at `now` (None: it has none).
+    pub fn new(handshake: Option<Duration>, idle: Option<Duration>, now: Instant) -> Option<Watch> {
+        if handshake.is_none() && idle.is_none() {
+            return None;
+        }
+        Some(Watch { handshake: handshake.map(|d| (now + d, d)), idle, last_io: now, seen: 0, timer: None })
+    }
+
+    /// The earliest deadline that still applies (`shook`: the handshake is
+    /// done) and what it is.
+    pub fn due(&self, shook: bool) -> Option<(Instant, Why)> {
+        let hs = self.handshake.filter(|_| !shook).map(|(at, d)| (at, Why::Handshake(d)));
+        let idle = self.idle.map(|d| (self.last_io + d, Why::Idle(d)));
+        match (hs, idle) {
+            (Some(h), Some(i)) => Some(if i.0 < h.0 { i } else { h }),
+            (h, i) => h.or(i),
+        }
+    }
 }
 
 impl Entry {
@@ -209,17 +304,27 @@ impl Entry {
         Entry { closed: false, armed: Interest::NONE, last_error: None, kind }
     }
 
-    pub fn op_mut(&mut self) -> &mut Option<Op> {
+    /// The operation slot (None for an expired connection, which has none).
+    pub fn op_mut(&mut self) -> Option<&mut Option<Op>> {
         match &mut self.kind {
-            Kind::Listener(l) => &mut l.op,
-            Kind::Conn(c) => &mut c.op,
+            Kind::Listener(l) => Some(&mut l.op),
+            Kind::Conn(c) => Some(&mut c.op),
+            Kind::Expired(_) => None,
         }
+    }
+
+    pub fn take_op(&mut self) -> Option<Op> {
+        self.op_mut().and_then(|o| o.take())
+    }
+
+    pub fn op_id(&mut self) -> Option<u64> {
+        self.op_mut().and_then(|o| o.as_ref().map(|o| o.id))
     }
 
     pub fn interest(&self) -> Interest {
         match &self.kind {
-            Kind::Listener(l) if l.op.is_some() => Interest::READ,
-            Kind::Listener(_) => Interest::NONE,
+            Kind::Listener(l) if l.op.is_some() && l.retry.is_none() => Interest::READ,
+            Kind::Listener(_) | Kind::Expired(_) => Interest::NONE,
             Kind::Conn(c) => c.interest(),
         }
     }
@@ -247,6 +352,8 @@ pub(super) struct ConnEntry {
     pub chunk_fresh: bool,
     pub read_dead: bool,
     pub write_dead: bool,
+    /// Deadlines (accepted connections).
+    pub watch: Option<Watch>,
 }
 
 impl ConnEntry {
@@ -260,7 +367,24 @@ impl ConnEntry {
             chunk_fresh: false,
             read_dead: false,
             write_dead: false,
+            watch: None,
         }
+    }
+
+    /// Note progress for the deadlines: the time bytes last moved.  Returns
+    /// the id of a timer no longer needed (the handshake finished and no
+    /// idle deadline applies): the caller cancels it.
+    pub fn progress(&mut self, now: Instant) -> Option<u64> {
+        let w = self.watch.as_mut()?;
+        let moved = self.conn.moved();
+        if moved != w.seen {
+            w.seen = moved;
+            w.last_io = now;
+        }
+        if w.idle.is_none() && self.conn.session().handshake_done() {
+            return self.watch.take().and_then(|w| w.timer);
+        }
+        None
     }
 
     pub fn unread(&self) -> usize {
@@ -438,5 +562,22 @@ mod tests {
         assert_eq!(until(b"\n", 4).ready(b"abc"), None);
         assert_eq!(until(b"xyz", 5).ready(b"abxyzq"), Some(5));
         assert_eq!(until(b"xyz", 4).ready(b"abxyzq"), Some(4));
+    }
+
+    #[test]
+    fn watch_picks_the_deadline_that_applies() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        assert!(Watch::new(None, None, now).is_none());
+        let w = Watch::new(Some(s(30)), None, now).unwrap();
+        assert_eq!(w.due(false), Some((now + s(30), Why::Handshake(s(30)))));
+        assert_eq!(w.due(true), None);
+        let mut w = Watch::new(Some(s(30)), Some(s(10)), now).unwrap();
+        assert_eq!(w.due(false), Some((now + s(10), Why::Idle(s(10)))));
+        w.last_io = now + s(25);
+        assert_eq!(w.due(false), Some((now + s(30), Why::Handshake(s(30)))));
+        assert_eq!(w.due(true), Some((now + s(35), Why::Idle(s(10)))));
+        assert!(Why::Idle(s(10)).timeout().msg.contains("10000 ms"));
+        assert_eq!(Why::Handshake(s(1)).after(7).code, COROTLS_ERR_IO);
     }
 }

@@ -27,7 +27,9 @@ use crate::conf::{Conf, Role};
 use crate::error::{Code, Code::*, Error, Reason, Result};
 use crate::net::{self, Lookup};
 use crate::transport::Conn;
-use entry::{take_plain, ConnEntry, Entry, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState};
+use entry::{
+    take_plain, ConnEntry, Entry, Expired, Interest, Kind, Listener, Op, OpKind, Outcome, ReadState, Watch, Why,
+};
 use polling::{Event, Events, PollMode, Poller};
 use resolver::Resolver;
 use std::collections::HashMap;
@@ -43,6 +45,15 @@ use timers::Timers;
 
 pub use entry::DEFAULT_LIMIT;
 
+/// The handshake deadline of accepted connections unless set otherwise.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a listener that ran out of fds with nothing to shed with waits
+/// before it tries again.
+const STARVED_RETRY: Duration = Duration::from_millis(100);
+/// Connections shed per accept attempt at most, so that a flood cannot hold
+/// a dispatch (the listener is readable again right away).
+const SHED_BATCH: usize = 64;
+
 /// Poller key of the timerfd (polling reserves usize::MAX for itself).
 pub(crate) const TIMER_KEY: usize = usize::MAX - 1;
 
@@ -53,6 +64,17 @@ pub(crate) enum Target {
     Slot { fd: RawFd, gen: u32 },
     /// A connect whose name is being resolved (no fd yet).
     Resolving,
+    /// The deadlines (handshake, idle) of an accepted connection.
+    Deadline { fd: RawFd, gen: u32 },
+    /// A listener that ran out of fds tries again.
+    Retry { fd: RawFd, gen: u32 },
+}
+
+/// What accepted connections get (see `Loop::set_handshake_timeout`).
+#[derive(Clone, Copy)]
+struct Deadlines {
+    handshake: Option<Duration>,
+    idle: Option<Duration>,
 }
 
 /// What a completion callback receives.
@@ -168,6 +190,12 @@ struct Shared {
     queue: Mutex<Vec<Completion>>,
     resolving: Mutex<HashMap<u64, Resolving>>,
     resolved: Mutex<Vec<Resolved>>,
+    deadlines: Mutex<Deadlines>,
+    /// An fd held in reserve (opened with the first listener): given up
+    /// for a moment to accept and shed a connection when the process is
+    /// out of fds, and duplicated over the number of a connection a
+    /// deadline ended.  A leaf lock.
+    spare: Mutex<Option<RawFd>>,
     pending: AtomicUsize,
     next_id: AtomicU64,
     /// Set by `shutdown`: new listeners and operations are refused.
@@ -221,13 +249,14 @@ fn conn_of(e: &mut Entry, fd: RawFd) -> Result<&mut ConnEntry> {
     match &mut e.kind {
         Kind::Conn(c) => Ok(c),
         Kind::Listener(_) => Err(not_conn(fd)),
+        Kind::Expired(x) => Err(x.err.clone()),
     }
 }
 
 fn listener_of(e: &mut Entry, fd: RawFd) -> Result<&mut Listener> {
     match &mut e.kind {
         Kind::Listener(l) => Ok(l),
-        Kind::Conn(_) => Err(Error::arg(format!("fd {fd} is a connection, not a listener"))),
+        Kind::Conn(_) | Kind::Expired(_) => Err(Error::arg(format!("fd {fd} is a connection, not a listener"))),
     }
 }
 
@@ -253,6 +282,8 @@ impl Loop {
                 queue: Mutex::new(Vec::new()),
                 resolving: Mutex::new(HashMap::new()),
                 resolved: Mutex::new(Vec::new()),
+                deadlines: Mutex::new(Deadlines { handshake: Some(DEFAULT_HANDSHAKE_TIMEOUT), idle: None }),
+                spare: Mutex::new(None),
                 pending: AtomicUsize::new(0),
                 next_id: AtomicU64::new(1),
                 closing: AtomicBool::new(false),
@@ -298,6 +329,40 @@ impl Loop {
         Some(next.saturating_duration_since(Instant::now()))
     }
 
+    // ----- deadlines of accepted connections ----------------------------
+
+    /// The handshake deadline of connections accepted from now on: from
+    /// accept until their handshake completes, whatever operations do
+    /// meanwhile (None: no deadline; the default is 30 s).  When it
+    /// expires the connection is ended at once: its socket is shut down
+    /// and released, its session freed, and its pending operation, if any,
+    /// completes with TIMEOUT.  The fd number stays taken (later operations
+    /// fail with ERR_IO) until `close`.
+    pub fn set_handshake_timeout(&self, t: Option<Duration>) {
+        lock(&self.sh.deadlines).handshake = t;
+    }
+
+    pub fn handshake_timeout(&self) -> Option<Duration> {
+        lock(&self.sh.deadlines).handshake
+    }
+
+    /// The idle deadline of connections accepted from now on: one that
+    /// moves no byte (received or sent) for this long is ended like one
+    /// whose handshake deadline expired (None, the default: no deadline).
+    pub fn set_idle_timeout(&self, t: Option<Duration>) {
+        lock(&self.sh.deadlines).idle = t;
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        lock(&self.sh.deadlines).idle
+    }
+
+    /// Connections the listener `lfd` accepted and closed at once because
+    /// the process had no fd left for them.
+    pub fn shed_count(&self, lfd: RawFd) -> Result<u64> {
+        self.sh.with_entry(lfd, |_, e| Ok(listener_of(e, lfd)?.shed))
+    }
+
     // ----- listeners --------------------------------------------------
 
     /// A plain TCP listener on (host, service); see `net::listen`.  `conf`
@@ -307,9 +372,15 @@ impl Loop {
             check_role(c, Role::Server, "listen")?;
         }
         self.sh.check_open()?;
+        {
+            // The spare is taken before the listener: there is an fd for it.
+            let mut spare = lock(&self.sh.spare);
+            if spare.is_none() {
+                *spare = net::open_spare().ok();
+            }
+        }
         let fd = net::listen(host, service, net::BACKLOG)?;
-        let l = Listener { conf: conf.cloned(), op: None };
-        self.sh.insert(fd, Kind::Listener(l))?;
+        self.sh.insert(fd, Kind::Listener(Listener::new(conf.cloned())))?;
         Ok(fd)
     }
 
@@ -344,9 +415,12 @@ impl Loop {
             if conf.is_none() && l.conf.is_none() {
                 return Err(Error::arg(format!("listener {lfd} has no conf: pass one to accept")));
             }
-            if let Some(fd) = net::accept(lfd)? {
-                let conf = conf.or(l.conf.as_ref()).cloned().expect("checked above");
-                return sh.adopt(fd, &conf).map(Ready::Now);
+            if l.retry.is_none() {
+                if let Some(fd) = sh.accept_one(slot, e)? {
+                    let Kind::Listener(l) = &e.kind else { unreachable!("a listener") };
+                    let conf = conf.or(l.conf.as_ref()).cloned().expect("checked above");
+                    return sh.adopt(fd, &conf).map(Ready::Now);
+                }
             }
             let kind = OpKind::Accept { conf: conf.cloned() };
             sh.park(slot, e, kind, timeout, cb)?;
@@ -504,6 +578,7 @@ impl Loop {
         self.sh.with_entry(fd, |_, e| match &e.kind {
             Kind::Listener(_) => Ok(true),
             Kind::Conn(c) => Ok(c.alive()),
+            Kind::Expired(_) => Ok(false),
         })
     }
 
@@ -518,8 +593,9 @@ impl Loop {
         self.sh.with_entry(fd, |_, e| {
             let addr = |a: Result<SocketAddr>| a.map(|a| a.to_string());
             match (what, &e.kind) {
-                (Info::LocalAddr, _) => addr(net::local_addr(fd)),
                 (Info::Error, _) => Ok(e.last_error.as_ref().map(|e| e.msg.clone()).unwrap_or_default()),
+                (_, Kind::Expired(x)) => Err(x.err.clone()),
+                (Info::LocalAddr, _) => addr(net::local_addr(fd)),
                 (_, Kind::Listener(_)) => Err(not_conn(fd)),
                 (Info::RemoteAddr, _) => addr(net::peer_addr(fd)),
                 (_, Kind::Conn(c)) => {
@@ -572,6 +648,9 @@ impl Drop for Loop {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        if let Some(fd) = self.spare.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            net::close_fd(fd);
+        }
         if let Some(fd) = self.timerfd {
             // SAFETY: the timerfd is open until the close below.
             let _ = self.poller.delete(unsafe { borrow(fd) });
@@ -654,6 +733,9 @@ impl Shared {
                 if !c.chunk_fresh {
                     c.release_chunk();
                 }
+                if c.watch.is_some() {
+                    self.progress(c, Instant::now());
+                }
             }
             if r.is_ok() {
                 self.rearm(slot, e);
@@ -665,15 +747,17 @@ impl Shared {
     /// Make `op` the entry's operation in flight, with its deadline.
     fn park(&self, slot: &Slot, e: &mut Entry, kind: OpKind, timeout: Option<Duration>, cb: Callback) -> Result<()> {
         self.check_open()?;
+        // Callers checked the kind: listeners and live connections have one.
+        let Some(place) = e.op_mut() else { return Err(not_open(slot.fd)) };
         let id = self.new_id();
         if let Some(t) = timeout {
             lock(&self.timers).add(id, Instant::now() + t, Target::Slot { fd: slot.fd, gen: slot.gen });
         }
-        *e.op_mut() = Some(Op { id, kind, cb, timed: timeout.is_some() });
+        *place = Some(Op { id, kind, cb, timed: timeout.is_some() });
         self.pending.fetch_add(1, Ordering::SeqCst);
         if let Err(err) = self.try_rearm(slot, e) {
             // Nothing would ever wake this operation: undo it.
-            if let Some(op) = e.op_mut().take() {
+            if let Some(op) = e.take_op() {
                 self.unpark(&op);
             }
             return Err(err);
@@ -763,11 +847,138 @@ impl Shared {
         }
     }
 
-    /// Wrap an accepted socket in a server session.  Closes `fd` on failure.
+    /// Wrap an accepted socket in a server session, with the deadlines
+    /// accepted connections get.  Closes `fd` on failure.
     fn adopt(&self, fd: RawFd, conf: &Conf) -> Result<RawFd> {
         let conn = Conn::new(conf, fd).map_err(|e| closing(fd, e))?;
-        self.insert(fd, Kind::Conn(Box::new(ConnEntry::new(conn, None))))?;
+        let gen = self.register(fd).map_err(|e| closing(fd, e))?;
+        let d = *lock(&self.deadlines);
+        let mut c = ConnEntry::new(conn, None);
+        c.watch = Watch::new(d.handshake, d.idle, Instant::now());
+        let due = c.watch.as_mut().and_then(|w| {
+            let at = w.due(false)?.0;
+            let id = self.new_id();
+            w.timer = Some(id);
+            Some((id, at))
+        });
+        self.publish(fd, gen, Kind::Conn(Box::new(c)));
+        // Added once the entry is visible: a dispatch that finds it due
+        // right away must find the entry too.
+        if let Some((id, at)) = due {
+            lock(&self.timers).add(id, at, Target::Deadline { fd, gen });
+        }
         Ok(fd)
+    }
+
+    /// Accept one connection on the listener `e` (Ok(None): none can be
+    /// taken now; the operation waits).  When the process is out of fds,
+    /// waiting connections are shed (see `shed_one`) instead of left to
+    /// fill the backlog; with no spare fd to shed with, the listener stops
+    /// watching its socket and tries again after `STARVED_RETRY`.  Either
+    /// is said once, in the listener's last error.
+    fn accept_one(&self, slot: &Slot, e: &mut Entry) -> Result<Option<RawFd>> {
+        let Kind::Listener(l) = &mut e.kind else { return Ok(None) };
+        let mut note = None;
+        let mut shed = 0;
+        let r = loop {
+            let err = match net::try_accept(slot.fd) {
+                Ok(Some(fd)) => {
+                    l.shedding = false;
+                    break Ok(Some(fd));
+                }
+                Ok(None) => break Ok(None),
+                Err(err) if net::out_of_fds(&err) => err,
+                Err(err) => break Err(Error::os("accept", err)),
+            };
+            if shed == SHED_BATCH {
+                break Ok(None);
+            }
+            match self.shed_one(slot.fd) {
+                Some(true) => {
+                    shed += 1;
+                    l.shed += 1;
+                    if !l.shedding {
+                        l.shedding = true;
+                        let msg = format!(
+                            "accept: {err}: new connections are shed (accepted and closed at once) until an fd is free"
+                        );
+                        note = Some(Error::os("accept", err).with_msg(msg));
+                    }
+                }
+                Some(false) => break Ok(None),
+                None => {
+                    if l.retry.is_none() {
+                        let id = self.new_id();
+                        l.retry = Some(id);
+                        let at = Instant::now() + STARVED_RETRY;
+                        lock(&self.timers).add(id, at, Target::Retry { fd: slot.fd, gen: slot.gen });
+                    }
+                    let msg = format!(
+                        "accept: {err}, and no spare fd to shed connections with: trying again every {} ms",
+                        STARVED_RETRY.as_millis()
+                    );
+                    note = Some(Error::os("accept", err).with_msg(msg));
+                    break Ok(None);
+                }
+            }
+        };
+        if let Some(err) = note {
+            e.last_error = Some(err);
+        }
+        r
+    }
+
+    /// Out of fds: give the spare fd up, accept the next waiting connection
+    /// with its number, close it at once (the peer sees its connection end
+    /// instead of waiting in the backlog), and take the spare again.
+    /// Some(true): one was shed; Some(false): none was waiting; None: no
+    /// spare could be had.
+    fn shed_one(&self, lfd: RawFd) -> Option<bool> {
+        let mut spare = lock(&self.spare);
+        let s = match spare.take() {
+            Some(s) => s,
+            None => net::open_spare().ok()?,
+        };
+        net::close_fd(s);
+        let r = net::try_accept(lfd);
+        if let Ok(Some(fd)) = r {
+            net::close_fd(fd);
+        }
+        *spare = net::open_spare().ok();
+        match r {
+            Ok(Some(_)) => Some(true),
+            Ok(None) => Some(false),
+            // Someone else took the number meanwhile.
+            Err(_) => None,
+        }
+    }
+
+    /// A deadline ended the connection: its pending operation completes
+    /// with TIMEOUT; the socket leaves the poller, is shut down and
+    /// released (its number now points at the spare fd, so no new socket
+    /// can get it before the host closes it); the session is freed.
+    fn expire(&self, slot: &Slot, e: &mut Entry, why: Why, done: &mut Vec<Completion>) {
+        if let Some(op) = e.take_op() {
+            let out = Outcome::err(op_fd(&op.kind, slot.fd), why.timeout());
+            self.finish(e, op, out, done);
+        }
+        // SAFETY: the fd is open (as a placeholder it stays open until close).
+        let _ = self.poller.delete(unsafe { borrow(slot.fd) });
+        net::end_keeping_number(slot.fd, *lock(&self.spare));
+        let chunk = match &mut e.kind {
+            Kind::Conn(c) if !c.chunk.is_empty() => std::mem::take(&mut c.chunk),
+            _ => Vec::new(),
+        };
+        e.armed = Interest::NONE;
+        e.last_error = Some(why.timeout());
+        e.kind = Kind::Expired(Expired { err: why.after(slot.fd), _chunk: chunk });
+    }
+
+    /// Note a connection's progress for its deadlines.
+    fn progress(&self, c: &mut ConnEntry, now: Instant) {
+        if let Some(id) = c.progress(now) {
+            lock(&self.timers).cancel(id);
+        }
     }
 
     /// Open a socket to the first address that takes it, with a client
@@ -828,8 +1039,18 @@ impl Shared {
         }
         e.closed = true;
         self.cancel_op(slot.fd, e, out);
-        // SAFETY: the fd is still open (closed just below).
-        let _ = self.poller.delete(unsafe { borrow(slot.fd) });
+        let timer = match &e.kind {
+            Kind::Conn(c) => c.watch.as_ref().and_then(|w| w.timer),
+            Kind::Listener(l) => l.retry,
+            Kind::Expired(_) => None,
+        };
+        if let Some(id) = timer {
+            lock(&self.timers).cancel(id);
+        }
+        if !matches!(e.kind, Kind::Expired(_)) {
+            // SAFETY: the fd is still open (closed just below).
+            let _ = self.poller.delete(unsafe { borrow(slot.fd) });
+        }
         if let Kind::Conn(c) = &mut e.kind {
             let _ = c.conn.shutdown();
             c.release_chunk();
@@ -871,7 +1092,7 @@ impl Shared {
 
     /// End the entry's operation, if any, with CANCELLED.
     fn cancel_op(&self, fd: RawFd, e: &mut Entry, out: &mut Vec<Completion>) {
-        if let Some(op) = e.op_mut().take() {
+        if let Some(op) = e.take_op() {
             let fd = op_fd(&op.kind, fd);
             self.finish(e, op, Outcome::err(fd, cancelled()), out);
         }
@@ -898,6 +1119,7 @@ impl Shared {
         };
         self.poller.wait(&mut events, wait).map_err(|e| Error::os("poller wait", e))?;
 
+        let now = Instant::now();
         let mut done = Vec::new();
         for ev in events.iter() {
             if ev.key == TIMER_KEY {
@@ -909,7 +1131,7 @@ impl Shared {
             let (fd, gen) = table::fd_gen_of(ev.key);
             let slot = lock(&self.table).get_gen(fd, gen);
             if let Some(slot) = slot {
-                self.on_event(&slot, ev.readable, &mut done);
+                self.on_event(&slot, ev.readable, now, &mut done);
             }
         }
         self.on_resolved(&mut done);
@@ -944,8 +1166,8 @@ impl Shared {
     }
 
     /// Work on an entry the poller reported (`readable`: the event said
-    /// input is waiting).
-    fn on_event(&self, slot: &Slot, readable: bool, done: &mut Vec<Completion>) {
+    /// input is waiting; `now`: when the events came).
+    fn on_event(&self, slot: &Slot, readable: bool, now: Instant, done: &mut Vec<Completion>) {
         #[cfg(test)]
         self.visits.fetch_add(1, Ordering::Relaxed);
         let mut e = lock(&slot.st);
@@ -956,11 +1178,17 @@ impl Shared {
         match &mut e.kind {
             Kind::Listener(_) => self.step_listener(slot, &mut e, done),
             Kind::Conn(_) => self.step_conn(slot, &mut e, readable, done),
+            Kind::Expired(_) => {}
+        }
+        if let Kind::Conn(c) = &mut e.kind {
+            if c.watch.is_some() {
+                self.progress(c, now);
+            }
         }
         if !e.closed {
             if let Err(err) = self.try_rearm(slot, &mut e) {
                 // Nothing would wake the operation again: fail it.
-                match e.op_mut().take() {
+                match e.take_op() {
                     Some(op) => {
                         let fd = op_fd(&op.kind, slot.fd);
                         self.complete(slot, &mut e, op, Outcome::err(fd, err), done);
@@ -973,9 +1201,14 @@ impl Shared {
 
     fn step_listener(&self, slot: &Slot, e: &mut Entry, done: &mut Vec<Completion>) {
         let Kind::Listener(l) = &mut e.kind else { return };
+        if l.op.is_none() || l.retry.is_some() {
+            return;
+        }
+        let taken = self.accept_one(slot, e);
+        let Kind::Listener(l) = &mut e.kind else { return };
         let Some(op) = l.op.take() else { return };
         let OpKind::Accept { conf } = &op.kind else { return };
-        let out = match net::accept(slot.fd) {
+        let out = match taken {
             Ok(None) => {
                 l.op = Some(op);
                 return;
@@ -1133,10 +1366,10 @@ impl Shared {
                     self.visits.fetch_add(1, Ordering::Relaxed);
                     let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
                     let mut e = lock(&slot.st);
-                    if e.closed || e.op_mut().as_ref().map(|o| o.id) != Some(id) {
+                    if e.closed || e.op_id() != Some(id) {
                         continue;
                     }
-                    let mut op = e.op_mut().take().expect("checked above");
+                    let mut op = e.take_op().expect("checked above");
                     op.timed = false;
                     let what = op.kind.name();
                     let out = match (&op.kind, &mut e.kind) {
@@ -1150,6 +1383,41 @@ impl Shared {
                     if !self.complete(&slot, &mut e, op, out, done) {
                         self.rearm(&slot, &mut e);
                     }
+                }
+                Target::Deadline { fd, gen } => {
+                    #[cfg(test)]
+                    self.visits.fetch_add(1, Ordering::Relaxed);
+                    let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
+                    let mut e = lock(&slot.st);
+                    if e.closed {
+                        continue;
+                    }
+                    let Kind::Conn(c) = &mut e.kind else { continue };
+                    let shook = c.conn.session().handshake_done();
+                    let Some(w) = c.watch.as_mut().filter(|w| w.timer == Some(id)) else { continue };
+                    w.timer = None;
+                    match w.due(shook) {
+                        None => c.watch = None,
+                        Some((at, why)) if at <= Instant::now() => self.expire(&slot, &mut e, why, done),
+                        Some((at, _)) => {
+                            // Early: bytes moved or the handshake finished since.
+                            let id = self.new_id();
+                            w.timer = Some(id);
+                            lock(&self.timers).add(id, at, Target::Deadline { fd, gen });
+                        }
+                    }
+                }
+                Target::Retry { fd, gen } => {
+                    let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
+                    let mut e = lock(&slot.st);
+                    if e.closed {
+                        continue;
+                    }
+                    match &mut e.kind {
+                        Kind::Listener(l) if l.retry == Some(id) => l.retry = None,
+                        _ => continue,
+                    }
+                    self.rearm(&slot, &mut e);
                 }
             }
         }

@@ -464,3 +464,122 @@ fn dispatch_makes_no_recv_that_cannot_find_data() {
         lp.close(fd).unwrap();
     }
 }
+
+/// Dispatch until `f` holds (or panic after `secs`).
+fn until(lp: &Loop, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < end, "condition not reached");
+        lp.dispatch(Some(Duration::from_millis(10))).unwrap();
+    }
+}
+
+/// Accept one connection from a peer that connects with `TcpStream`.
+fn accept_raw(lp: &Loop, lfd: RawFd) -> (std::net::TcpStream, RawFd) {
+    let peer = std::net::TcpStream::connect(format!("127.0.0.1:{}", port_of(lp, lfd))).unwrap();
+    let (mk, rx) = chan();
+    let fd = match lp.accept(lfd, None, None, mk()).unwrap() {
+        Ready::Now(fd) => fd,
+        Ready::Pending => wait(lp, &rx).0,
+    };
+    (peer, fd)
+}
+
+#[test]
+fn handshake_deadline_ends_a_silent_peer_and_keeps_the_number() {
+    use std::io::Read as _;
+    let lp = Loop::new().unwrap();
+    assert_eq!(lp.handshake_timeout(), Some(DEFAULT_HANDSHAKE_TIMEOUT));
+    lp.set_handshake_timeout(Some(Duration::from_millis(50)));
+    let lfd = lp.listen(Some("127.0.0.1"), "0", Some(&server_conf())).unwrap();
+    let (mut peer, sfd) = accept_raw(&lp, lfd);
+    let (mk, rx) = chan();
+    // The operation's own timeout is forever: the deadline ends it.
+    assert_eq!(lp.read(sfd, Read::Any, None, mk()).unwrap(), Ready::Pending);
+    let g = wait(&lp, &rx);
+    assert_eq!((g.0, g.1), (sfd, COROTLS_TIMEOUT));
+    assert!(g.4.contains("handshake deadline expired"), "{}", g.4);
+    // The peer sees its connection end.
+    peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(matches!(peer.read(&mut [0u8; 16]), Ok(0) | Err(_)));
+    // The number stays taken, every call but close says why.
+    // SAFETY: fcntl on an integer fd.
+    assert!(unsafe { libc::fcntl(sfd, libc::F_GETFD) } >= 0);
+    let e = lp.read(sfd, Read::Any, None, mk()).unwrap_err();
+    assert_eq!(e.code, COROTLS_ERR_IO);
+    assert!(e.msg.contains("shut down by the loop"), "{}", e.msg);
+    assert!(!lp.alive(sfd).unwrap());
+    assert!(lp.info(sfd, Info::Error).unwrap().contains("deadline expired"));
+    // A new connection cannot get the number.
+    let (_peer2, sfd2) = accept_raw(&lp, lfd);
+    assert_ne!(sfd2, sfd);
+    lp.close(sfd).unwrap();
+    assert_eq!(lp.close(sfd).unwrap_err().code, COROTLS_ERR_ARG);
+    // Without an operation pending, the next call finds out.
+    until(&lp, 10, || lp.alive(sfd2).is_ok_and(|a| !a));
+    assert_eq!(lp.handshake(sfd2, None, mk()).unwrap_err().code, COROTLS_ERR_IO);
+    lp.close(sfd2).unwrap();
+    assert_eq!(lp.pending(), 0);
+    assert_eq!(lp.next_timeout(), None);
+}
+
+#[test]
+fn handshake_deadline_off_and_after_the_handshake() {
+    let lp = Loop::new().unwrap();
+    lp.set_handshake_timeout(None);
+    let lfd = lp.listen(Some("127.0.0.1"), "0", Some(&server_conf())).unwrap();
+    let (_peer, sfd) = accept_raw(&lp, lfd);
+    assert_eq!(lp.next_timeout(), None, "no deadline");
+    lp.close(sfd).unwrap();
+    lp.close(lfd).unwrap();
+
+    // A deadline no longer applies once the handshake is done: its timer
+    // is dropped (no idle deadline).
+    lp.set_handshake_timeout(Some(Duration::from_millis(100)));
+    let (lfd, cfd, sfd) = pair_hs(&lp);
+    assert_eq!(lp.next_timeout(), None);
+    let end = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < end {
+        lp.dispatch(Some(Duration::from_millis(10))).unwrap();
+    }
+    send_all(&lp, cfd, b"still here");
+    assert_eq!(recv_exact(&lp, sfd, 10), b"still here");
+    for fd in [cfd, sfd, lfd] {
+        lp.close(fd).unwrap();
+    }
+}
+
+#[test]
+fn idle_deadline_counts_bytes_and_spares_connected_ends() {
+    let lp = Loop::new().unwrap();
+    lp.set_idle_timeout(Some(Duration::from_millis(400)));
+    assert_eq!(lp.idle_timeout(), Some(Duration::from_millis(400)));
+    let (lfd, cfd, sfd) = pair_hs(&lp);
+    // Traffic every 50 ms for longer than the idle time keeps it open.
+    let end = Instant::now() + Duration::from_millis(1000);
+    while Instant::now() < end {
+        send_all(&lp, cfd, b"x");
+        assert_eq!(recv_exact(&lp, sfd, 1), b"x");
+        let pause = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < pause {
+            lp.dispatch(Some(Duration::from_millis(10))).unwrap();
+        }
+    }
+    assert!(lp.alive(sfd).unwrap());
+    // Silence: the accepted end is ended, its read gets TIMEOUT.
+    let (mk, rx) = chan();
+    assert_eq!(lp.read(sfd, Read::Any, None, mk()).unwrap(), Ready::Pending);
+    let g = wait(&lp, &rx);
+    assert_eq!(g.1, COROTLS_TIMEOUT);
+    assert!(g.4.contains("idle deadline expired"), "{}", g.4);
+    // The connected end has no deadline: it sees the stream end.
+    let code = match lp.read(cfd, Read::Any, None, mk()) {
+        Err(e) => e.code,
+        Ok(Ready::Pending) => wait(&lp, &rx).1,
+        Ok(Ready::Now(_)) => panic!("data from an ended connection"),
+    };
+    assert!(matches!(code, COROTLS_EOF | COROTLS_ERR_IO), "{code:?}");
+    for fd in [cfd, sfd, lfd] {
+        lp.close(fd).unwrap();
+    }
+}

@@ -64,7 +64,9 @@ impl Fifo {
     }
 
     /// Let `fill` write up to `max` bytes at the end (for instance `recv`);
-    /// it returns how many it wrote, which are then queued.
+    /// it returns how many it wrote, which are then queued.  Room reserved
+    /// for nothing is given back: an empty FIFO keeps at most `KEEP` bytes
+    /// of capacity, also after a `recv` that found nothing.
     pub fn fill_with<E>(
         &mut self,
         max: usize,
@@ -72,10 +74,19 @@ impl Fifo {
     ) -> Result<usize, E> {
         self.reserve(max);
         let spare = &mut self.buf.spare_capacity_mut()[..max];
-        let n = fill(spare)?.min(max);
+        let n = match fill(spare) {
+            Ok(n) => n.min(max),
+            Err(e) => {
+                self.consume(0);
+                return Err(e);
+            }
+        };
         // SAFETY: `fill` initialised the first n bytes of the spare
         // capacity, and n <= max <= spare capacity.
         unsafe { self.buf.set_len(self.buf.len() + n) };
+        if n == 0 {
+            self.consume(0);
+        }
         Ok(n)
     }
 
@@ -252,6 +263,15 @@ mod tests {
         f.consume(100_005);
         assert!(f.is_empty());
         assert_eq!(f.buf.capacity(), 0, "a large emptied buffer is given back");
+        // Room reserved for a read that found nothing is given back too.
+        assert_eq!(f.fill_with::<()>(64 * 1024, |_| Ok(0)), Ok(0));
+        assert!(f.buf.capacity() <= KEEP);
+        assert_eq!(f.fill_with(64 * 1024, |_| Err("EAGAIN")), Err("EAGAIN"));
+        assert!(f.buf.capacity() <= KEEP);
+        // Not when something is queued.
+        f.append(b"x");
+        assert_eq!(f.fill_with(64 * 1024, |_| Err("EAGAIN")), Err("EAGAIN"));
+        assert_eq!(f.data(), b"x");
     }
 
     #[test]
