@@ -1,7 +1,7 @@
 //! The TLS I/O of the Melon connection module (spec melon.md §4): the
 //! socket is not a BIO; ciphertext moves by hand between the fd and the
 //! SSL's two memory BIOs.  Every OpenSSL step goes through the engine's
-//! `SslRef` (which clears the error queue first); this file holds only the
+//! `HostSsl` (which clears the error queue first); this file holds only the
 //! Melon-specific algorithm: the pending buffer from the pool, flush-wbio,
 //! drain-socket, the want flags and the chains.
 //!
@@ -13,7 +13,7 @@ use crate::abi::*;
 use crate::host::{self, errno, set_errno};
 use crate::queue::{self, M_C_RECV};
 use crate::{M_C_CLOSED, M_C_ERROR, M_C_FINISH, M_C_NOTYET};
-use corotls::ossl::SslRef;
+use corotls::session::HostSsl;
 use corotls::Code;
 use libc::c_void;
 use std::cell::RefCell;
@@ -47,13 +47,13 @@ fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 ///
 /// # Safety
 /// `tc` is live; its `ssl` is NULL or a live SSL.
-pub unsafe fn ssl_of(tc: *mut TcpConn) -> Option<SslRef> {
-    SslRef::from_ptr((*tc).ssl)
+pub unsafe fn ssl_of(tc: *mut TcpConn) -> Option<HostSsl> {
+    HostSsl::from_ptr((*tc).ssl)
 }
 
 /// flush-wbio (§4.2): pending bytes first, then the write BIO in 16 KiB
 /// pieces.  Unsent bytes wait in `tls_pending`, never back in the BIO.
-unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+unsafe fn flush(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     if (*tc).tls_pending.is_null() {
         // errno from alloc: ENOMEM, or EINVAL for a NULL pool.
         let p = host::alloc((*tc).pool, CHUNK);
@@ -106,7 +106,7 @@ unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
 /// call, ERROR for a socket error with nothing read in this call.  EOF or an
 /// error after some bytes gives FINISH; the next call sees it.  A blocking
 /// connection reads once.
-unsafe fn drain(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+unsafe fn drain(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     let fd = (*tc).sockfd;
     let blocking = !TcpConn::nonblock(tc);
     with_scratch(|buf| {
@@ -144,7 +144,7 @@ unsafe fn drain(tc: *mut TcpConn, ssl: SslRef) -> i32 {
 /// After a WANT_READ: read the socket; NOTYET (want_r) when that brought no
 /// new ciphertext, so a partial record never makes the caller spin (§4.3).
 /// Returns None to go round again, or the result to return.
-unsafe fn want_read_step(tc: *mut TcpConn, ssl: SslRef) -> Option<i32> {
+unsafe fn want_read_step(tc: *mut TcpConn, ssl: HostSsl) -> Option<i32> {
     let pre = ssl.in_pending();
     let d = drain(tc, ssl);
     if d != M_C_FINISH {
@@ -201,7 +201,7 @@ pub unsafe fn handshake(tc: *mut TcpConn) -> i32 {
 ///
 /// # Safety
 /// `tc` is live with a live `ssl`; the SEND queue is well formed.
-pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+pub unsafe fn send(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     // Clears the flags; FINISH at once if the handshake is already done.
     let h = handshake(tc);
     if h != M_C_FINISH {
@@ -283,7 +283,7 @@ unsafe fn read_file(fd: i32, off: libc::off_t, dst: &mut [u8]) -> Option<usize> 
 }
 
 /// SSL_write the whole chunk, advancing the buf by what OpenSSL took.
-unsafe fn write_chunk(tc: *mut TcpConn, ssl: SslRef, b: *mut MlnBuf, chunk: &[u8], file: bool) -> i32 {
+unsafe fn write_chunk(tc: *mut TcpConn, ssl: HostSsl, b: *mut MlnBuf, chunk: &[u8], file: bool) -> i32 {
     let mut done = 0;
     while done < chunk.len() {
         match ssl.write(&chunk[done..]) {
@@ -319,7 +319,7 @@ unsafe fn write_chunk(tc: *mut TcpConn, ssl: SslRef, b: *mut MlnBuf, chunk: &[u8
 ///
 /// # Safety
 /// `tc` is live with a live `ssl`.
-pub unsafe fn recv(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+pub unsafe fn recv(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     // Clears the flags; FINISH at once if the handshake is already done.
     let h = handshake(tc);
     if h != M_C_FINISH {
