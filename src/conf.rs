@@ -94,6 +94,15 @@ impl Identity {
         let key_pem = files::read_regular(key, "private key file")?;
         Identity::from_pem(&cert_pem, &key_pem, password)
     }
+
+    /// Check the certificate half on its own: the file is read like
+    /// `from_files` reads it and must hold a well-formed PEM chain.  Returns
+    /// how many certificates it holds.  For a host that accepts a
+    /// certificate without its key (Melon's client confs).
+    pub fn check_cert_file(cert: &Path) -> Result<usize> {
+        let pem = files::read_regular(cert, "certificate file")?;
+        ossl::parse_certs_pem(&pem, "certificate").map(|certs| certs.len())
+    }
 }
 
 #[derive(Clone)]
@@ -425,5 +434,22 @@ impl Conf {
         }
         b.set_verify(Verify::from_flag(verify, role));
         b.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::cert;
+
+    #[test]
+    fn check_cert_file_counts_the_chain_and_refuses_what_is_not_one() {
+        assert_eq!(Identity::check_cert_file(&cert("leaf.crt")).unwrap(), 1);
+        assert_eq!(Identity::check_cert_file(&cert("chained-full.crt")).unwrap(), 2);
+        let e = Identity::check_cert_file(&cert("leaf.key")).unwrap_err();
+        assert!(e.msg.starts_with("certificate: no PEM certificate found"), "{}", e.msg);
+        let e = Identity::check_cert_file(Path::new("/nonexistent/cert.pem")).unwrap_err();
+        assert!(e.msg.starts_with("cannot read certificate file"), "{}", e.msg);
+        assert!(Identity::check_cert_file(Path::new("/dev/zero")).is_err());
     }
 }

@@ -604,5 +604,8 @@ impl Session {
     }
 }
 
+pub mod host;
+pub use host::HostSsl;
+
 #[cfg(test)]
 mod tests;

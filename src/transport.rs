@@ -1,6 +1,8 @@
 //! A session bound to a non-blocking socket.  Moves ciphertext between the
 //! session's FIFO BIOs and the fd (`recv` straight into the input FIFO,
 //! `send` straight from the output FIFO); knows nothing of event loops.
+//! The system calls themselves, their errno rules and the drain cap are in
+//! `socket`, shared with the Melon face.
 //!
 //! Calls return WANT_READ / WANT_WRITE to say what to wait for; the caller
 //! repeats the same call (libtls style).  Ciphertext the socket did not take
@@ -12,17 +14,16 @@ use crate::conf::{Conf, Role};
 use crate::error::{Code::*, Error, Result};
 use crate::net::{check_stream_socket, set_nonblocking};
 use crate::session::Session;
-use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
+
+pub mod socket;
+use socket::{Io, MAX_FILL};
 
 /// Plaintext encrypted per step of `write`: four full records, sent with one
 /// `send` when the socket has room.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Ciphertext read per `recv`.
 const RECV_CHUNK: usize = 64 * 1024;
-/// Ciphertext taken from the socket per call before decrypting, so a fast
-/// peer cannot grow memory without bound; the socket stays readable.
-const MAX_FILL: usize = 1024 * 1024;
 
 pub struct Conn {
     session: Session,
@@ -34,56 +35,18 @@ pub struct Conn {
     moved: u64,
 }
 
-/// One `send` of `data` (MSG_NOSIGNAL: a vanished peer is EPIPE, not a
-/// SIGPIPE).  EAGAIN is WANT_WRITE.
+/// One `send` of `data`; a full socket (or a send that took nothing) is
+/// WANT_WRITE.
 fn send_some(fd: RawFd, data: &[u8]) -> Result<usize> {
-    loop {
-        // SAFETY: data is valid for its length.
-        let n = unsafe { libc::send(fd, data.as_ptr() as *const libc::c_void, data.len(), libc::MSG_NOSIGNAL) };
-        if n > 0 {
-            return Ok(n as usize);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EAGAIN) => return Err(Error::want_write()),
-            _ if n == 0 => return Err(Error::want_write()),
-            _ => return Err(Error::os("send", err)),
-        }
+    match socket::send(fd, data) {
+        Io::Done(0) => Err(Error::want_write()),
+        io => io.result("send"),
     }
 }
 
+// What tests count: `recv` calls per fd on this thread.
 #[cfg(test)]
-thread_local! {
-    /// `recv` calls this thread made, per fd: what tests count.
-    static RECVS: std::cell::RefCell<std::collections::HashMap<RawFd, usize>> = Default::default();
-}
-
-/// How many `recv` calls this thread has made on `fd`.
-#[cfg(test)]
-pub(crate) fn recv_calls(fd: RawFd) -> usize {
-    RECVS.with(|r| r.borrow().get(&fd).copied().unwrap_or(0))
-}
-
-/// One `recv` into `room`: Ok(0) is EOF, EAGAIN is WANT_READ.
-fn recv_some(fd: RawFd, room: &mut [MaybeUninit<u8>]) -> Result<usize> {
-    #[cfg(test)]
-    RECVS.with(|r| *r.borrow_mut().entry(fd).or_default() += 1);
-    loop {
-        // SAFETY: room is valid for writes of its length; recv initialises
-        // what it reports.
-        let n = unsafe { libc::recv(fd, room.as_mut_ptr() as *mut libc::c_void, room.len(), 0) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EAGAIN) => return Err(Error::want_read()),
-            _ => return Err(Error::os("recv", err)),
-        }
-    }
-}
+pub(crate) use socket::recv_calls;
 
 impl Conn {
     /// Bind a new session to `fd`, which is switched to non-blocking mode.
@@ -147,7 +110,7 @@ impl Conn {
         let mut total = 0;
         while total < max {
             let want = RECV_CHUNK.min(max - total);
-            match self.session.feed_with(want, |room| recv_some(fd, room)) {
+            match self.session.feed_with(want, |room| socket::recv(fd, room).result("recv")) {
                 Ok(0) => {
                     self.session.feed_eof();
                     break;

@@ -1,8 +1,9 @@
 //! One `SSL` object and its two in-memory BIOs, one OpenSSL call at a time.
 //!
-//! `SslRef` is a borrowed view: it is how every face drives a session,
-//! including the Melon face, whose callers may attach an `SSL *` (and BIOs)
-//! of their own.  Each operation clears the thread's error queue first and
+//! `SslRef` is a borrowed view: it is how the session layer drives an SSL,
+//! its own (`Session`) or one a host holds (`session::HostSsl`, for the
+//! Melon face, whose callers may attach an `SSL *` and BIOs of their own).
+//! Each operation clears the thread's error queue first and
 //! turns the outcome into `Result`, moving the queue into the `Error`.
 
 use super::{

@@ -7,9 +7,10 @@
 
 use crate::abi::*;
 use crate::host::{self, set_errno};
-use corotls::ossl::{self, Ctx};
+use corotls::session::host::{release_ctx, share_ctx};
 use corotls::{ConfBuilder, Identity, Role, Verify, Version};
 use libc::c_void;
+use openssl_sys::SSL_CTX;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -43,7 +44,8 @@ fn path(b: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(b))
 }
 
-/// The SSL_CTX for these settings, or None (errno as the failure left it).
+/// One reference to the SSL_CTX for these settings, or None (errno as the
+/// failure left it).
 fn build_ctx(
     role: Role,
     cert: Option<&[u8]>,
@@ -52,7 +54,7 @@ fn build_ctx(
     ciphers: Option<&[u8]>,
     versions: u32,
     verify: bool,
-) -> Option<Ctx> {
+) -> Option<*mut SSL_CTX> {
     let mut b = ConfBuilder::new(role);
     let min = if versions & M_TLS_V1_2 != 0 { Version::Tls12 } else { Version::Tls13 };
     let max = if versions & M_TLS_V1_3 != 0 { Version::Tls13 } else { Version::Tls12 };
@@ -69,8 +71,7 @@ fn build_ctx(
         // A client certificate without its key: Melon loads the chain (it
         // must be readable) but the client can never present it.
         (Some(c), None) => {
-            let pem = std::fs::read(path(c)).ok()?;
-            ossl::parse_certs_pem(&pem, "certificate").ok()?;
+            Identity::check_cert_file(path(c)).ok()?;
         }
         // A key without a certificate fails, for either role.
         (None, Some(_)) => return None,
@@ -88,7 +89,7 @@ fn build_ctx(
     b.set_verify_name(false);
     let conf = b.build().ok()?;
     // One reference for the struct; `conf` drops its own.
-    Some(conf.ctx().clone())
+    Some(share_ctx(&conf))
 }
 
 /// `mln_string_dup`'s shape in one malloc: header, data, NUL;
@@ -178,7 +179,7 @@ pub unsafe fn conf_new(
         libc::free(conf as *mut c_void);
         return ptr::null_mut();
     };
-    (*conf).ctx = ctx.into_ptr();
+    (*conf).ctx = ctx;
     let copies = [
         (cert, ptr::addr_of_mut!((*conf).cert_file)),
         (key, ptr::addr_of_mut!((*conf).key_file)),
@@ -212,6 +213,6 @@ pub unsafe fn conf_free(conf: *mut TlsConf) {
     string_free((*conf).ca_file);
     string_free((*conf).ciphers);
     // SAFETY (caller): the struct owns one reference to its ctx (or NULL).
-    drop(Ctx::from_ptr((*conf).ctx));
+    release_ctx((*conf).ctx);
     libc::free(conf as *mut c_void);
 }

@@ -20,11 +20,10 @@ mod queue;
 mod tls;
 
 use abi::*;
-use corotls::ossl::ssl::Ssl;
-use corotls::ossl::Ctx;
+use corotls::session::HostSsl;
+use corotls::Role;
 use host::set_errno;
 use libc::c_int;
-use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::{self, addr_of_mut};
 
@@ -107,7 +106,7 @@ pub unsafe extern "C" fn mln_tcp_conn_destroy(tc: *mut TcpConn) {
     }
     guard((), || {
         // SAFETY (caller): `ssl` is NULL or an SSL this connection owns.
-        drop(Ssl::from_ptr((*tc).ssl));
+        HostSsl::free((*tc).ssl);
         (*tc).ssl = ptr::null_mut();
         for ty in [queue::M_C_SEND, queue::M_C_RECV, queue::M_C_SENT] {
             let c = queue::remove(tc, ty);
@@ -326,12 +325,11 @@ pub unsafe extern "C" fn mln_tcp_conn_tls_init(tc: *mut TcpConn, sockfd: c_int, 
         if init(tc, sockfd) != 0 {
             return -1;
         }
-        let server = !abi::bit(ptr::addr_of!((*conf).bits), CONF_ROLE);
-        // SAFETY (caller): ctx is live; borrowed, so never freed here.
-        let ctx = ManuallyDrop::new(Ctx::from_ptr((*conf).ctx).expect("checked non-NULL"));
-        match Ssl::new(&ctx, server) {
+        let role = if abi::bit(ptr::addr_of!((*conf).bits), CONF_ROLE) { Role::Client } else { Role::Server };
+        // SAFETY (caller): ctx is a live SSL_CTX (checked non-NULL above).
+        match HostSsl::new_mem((*conf).ctx, role) {
             Ok(ssl) => {
-                (*tc).ssl = ssl.into_ptr();
+                (*tc).ssl = ssl;
                 (*tc).tls_conf = conf;
                 0
             }
@@ -369,10 +367,10 @@ pub unsafe extern "C" fn mln_tcp_conn_tls_shutdown(tc: *mut TcpConn) -> c_int {
 
 /// What both host-name setters need first (§3.8): a TLS connection and a
 /// string.  None with errno EINVAL.  The name itself (fewer than 256 bytes,
-/// no NUL) is checked by the engine's `check_host_name` inside `set_sni` /
+/// no NUL) is checked by the engine's `HostSsl::set_sni` /
 /// `set_verify_host`, before any OpenSSL call; the setters map that
 /// rejection to EINVAL and -1 as well.
-unsafe fn host_name_arg<'a>(tc: *mut TcpConn, name: *const MlnString) -> Option<(corotls::ossl::SslRef, &'a [u8])> {
+unsafe fn host_name_arg<'a>(tc: *mut TcpConn, name: *const MlnString) -> Option<(HostSsl, &'a [u8])> {
     let ssl = if tc.is_null() { None } else { tls::ssl_of(tc) };
     match (ssl, conf::bytes(name)) {
         (Some(ssl), Some(b)) => Some((ssl, b)),
@@ -406,8 +404,7 @@ pub unsafe extern "C" fn mln_tcp_conn_tls_set_verify_host(tc: *mut TcpConn, host
     guard(-1, || {
         let Some((ssl, name)) = host_name_arg(tc, hostname) else { return -1 };
         // An empty name clears the host check, as OpenSSL does for length 0.
-        let r = if name.is_empty() { ssl.clear_verify_host() } else { ssl.set_verify_host(name) };
-        match r {
+        match ssl.set_verify_host(name) {
             Ok(()) => 0,
             Err(_) => {
                 set_errno(libc::EINVAL);

@@ -6,12 +6,20 @@
 //! Buf kinds in SEND: a NULL buf or a buf with nothing left moves to SENT;
 //! `in_memory` bufs go out with writev (up to 256 at a time), `in_file`
 //! bufs with sendfile; a buf that is neither but claims data is EINVAL.
+//!
+//! The system calls go through the engine's pump (`transport::socket`):
+//! interrupted calls are retried there, and a full or empty socket comes
+//! back as `Io::Want`.
 
 use crate::abi::*;
 use crate::host::{self, errno, set_errno};
 use crate::queue::{self, M_C_RECV};
 use crate::{M_C_CLOSED, M_C_ERROR, M_C_FINISH, M_C_NOTYET};
-use libc::{c_void, iovec};
+use corotls::transport::socket::{self, Io};
+use corotls::Code;
+use libc::c_void;
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
 use std::ptr;
 
 const MAX_IOV: usize = 256;
@@ -73,7 +81,7 @@ pub unsafe fn send(tc: *mut TcpConn) -> i32 {
 
 /// One writev of the memory bufs at the head of SEND.
 unsafe fn send_memory(tc: *mut TcpConn) -> Result<Step, ()> {
-    let mut iov: [iovec; MAX_IOV] = [iovec { iov_base: ptr::null_mut(), iov_len: 0 }; MAX_IOV];
+    let mut iov = [IoSlice::new(&[]); MAX_IOV];
     let mut n_iov = 0;
     let mut c = (*tc).snd_head;
     while !c.is_null() && n_iov < MAX_IOV {
@@ -84,7 +92,9 @@ unsafe fn send_memory(tc: *mut TcpConn) -> Result<Step, ()> {
             }
             let left = MlnBuf::send_left(b);
             if left > 0 {
-                iov[n_iov] = iovec { iov_base: (*b).left_pos as *mut c_void, iov_len: left };
+                // SAFETY (caller): left_pos..left_pos+left lies in the live
+                // buf (send_left keeps it within `last`).
+                iov[n_iov] = IoSlice::new(std::slice::from_raw_parts((*b).left_pos, left));
                 n_iov += 1;
             }
             if MlnBuf::has(b, BUF_LAST_IN_CHAIN) {
@@ -93,19 +103,11 @@ unsafe fn send_memory(tc: *mut TcpConn) -> Result<Step, ()> {
         }
         c = (*c).next;
     }
-    let mut n = loop {
-        // SAFETY (caller): every iovec points into a live buf of the queue.
-        let n = libc::writev((*tc).sockfd, iov.as_ptr(), n_iov as i32);
-        if n > 0 {
-            break n as usize;
-        }
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        if n < 0 && errno() == libc::EAGAIN && TcpConn::nonblock(tc) {
-            return Ok(Step::Wait);
-        }
-        return Err(());
+    let mut n = match socket::writev((*tc).sockfd, &iov[..n_iov]) {
+        Io::Done(n) if n > 0 => n,
+        Io::Want(_) if TcpConn::nonblock(tc) => return Ok(Step::Wait),
+        // errno is the writev's own (a blocking socket's timeout included).
+        _ => return Err(()),
     };
     // Account for what went out, in queue order.
     loop {
@@ -148,18 +150,14 @@ unsafe fn send_file(tc: *mut TcpConn, b: *mut MlnBuf) -> Result<Step, ()> {
             queue::send_head_to_sent(tc);
             return Ok(if MlnBuf::has(b, BUF_LAST_IN_CHAIN) { Step::Done } else { Step::More });
         }
-        let n = libc::sendfile((*tc).sockfd, (*f).fd, &mut (*b).file_left_pos, left.min(1 << 30));
-        if n > 0 {
-            continue;
-        }
-        if n == 0 {
-            // The file is shorter than the buf says.
-            set_errno(libc::EIO);
-            return Err(());
-        }
-        match errno() {
-            libc::EINTR => continue,
-            libc::EAGAIN if TcpConn::nonblock(tc) => return Ok(Step::Wait),
+        match socket::sendfile((*tc).sockfd, (*f).fd, &mut (*b).file_left_pos, left.min(1 << 30)) {
+            Io::Done(0) => {
+                // The file is shorter than the buf says.
+                set_errno(libc::EIO);
+                return Err(());
+            }
+            Io::Done(_) => {}
+            Io::Want(_) if TcpConn::nonblock(tc) => return Ok(Step::Wait),
             _ => return Err(()),
         }
     }
@@ -176,34 +174,27 @@ pub unsafe fn recv(tc: *mut TcpConn, flag: u32) -> i32 {
     }
     let nonblock = TcpConn::nonblock(tc);
     loop {
-        let n = recv_step(tc, flag);
-        if n > 0 {
-            if nonblock {
-                continue;
-            }
-            return M_C_NOTYET;
-        }
-        if n == 0 {
-            return M_C_CLOSED;
-        }
-        match errno() {
-            libc::EINTR => continue,
-            libc::EAGAIN => return M_C_NOTYET,
-            _ => return M_C_ERROR,
+        match recv_step(tc, flag) {
+            Io::Done(0) => return M_C_CLOSED,
+            Io::Done(_) if nonblock => continue,
+            Io::Done(_) | Io::Want(_) => return M_C_NOTYET,
+            // errno is the failure's own.
+            Io::Failed(_) => return M_C_ERROR,
         }
     }
 }
 
-/// One chain's worth: > 0 bytes queued on RECV, 0 for EOF, < 0 with errno.
-unsafe fn recv_step(tc: *mut TcpConn, flag: u32) -> isize {
+/// One chain's worth: `Done(n > 0)` bytes queued on RECV, `Done(0)` for EOF,
+/// `Want` for an empty socket, `Failed` with errno set.
+unsafe fn recv_step(tc: *mut TcpConn, flag: u32) -> Io {
     let pool = (*tc).pool;
     let c = host::chain_with_buf(pool);
     if c.is_null() {
         set_errno(libc::ENOMEM);
-        return -1;
+        return Io::Failed(libc::ENOMEM);
     }
     let b = (*c).buf;
-    let n = if flag & M_C_TYPE_FILE != 0 {
+    let io = if flag & M_C_TYPE_FILE != 0 {
         let mut last: *mut MlnBuf = ptr::null_mut();
         if flag & M_C_TYPE_FOLLOW != 0 && !(*tc).rcv_tail.is_null() {
             let t = (*(*tc).rcv_tail).buf;
@@ -215,43 +206,48 @@ unsafe fn recv_step(tc: *mut TcpConn, flag: u32) -> isize {
     } else {
         recv_memory((*tc).sockfd, pool, b)
     };
-    if n <= 0 {
-        let e = errno();
-        host::mln_chain_pool_release(c);
-        set_errno(e);
-    } else {
-        queue::append(tc, c, M_C_RECV);
+    match io {
+        Io::Done(n) if n > 0 => queue::append(tc, c, M_C_RECV),
+        _ => {
+            let e = errno();
+            host::mln_chain_pool_release(c);
+            set_errno(e);
+        }
     }
-    n
+    io
 }
 
-unsafe fn recv_memory(fd: i32, pool: *mut MlnAlloc, b: *mut MlnBuf) -> isize {
+unsafe fn recv_memory(fd: i32, pool: *mut MlnAlloc, b: *mut MlnBuf) -> Io {
     let p = host::alloc(pool, RECV_MEM_CHUNK);
     if p.is_null() {
         set_errno(libc::ENOMEM);
-        return -1;
+        return Io::Failed(libc::ENOMEM);
     }
-    let n = libc::recv(fd, p as *mut c_void, RECV_MEM_CHUNK, 0);
-    if n <= 0 {
-        let e = errno();
-        host::mln_alloc_free(p as *mut c_void);
-        set_errno(e);
-        return n;
+    // SAFETY: p is a fresh pool block of RECV_MEM_CHUNK bytes; recv writes
+    // only initialised bytes.
+    let room = std::slice::from_raw_parts_mut(p as *mut MaybeUninit<u8>, RECV_MEM_CHUNK);
+    let io = socket::recv(fd, room);
+    match io {
+        Io::Done(n) if n > 0 => MlnBuf::set_received(b, p, n),
+        _ => {
+            let e = errno();
+            host::mln_alloc_free(p as *mut c_void);
+            set_errno(e);
+        }
     }
-    MlnBuf::set_received(b, p, n as usize);
-    n
+    io
 }
 
-unsafe fn recv_file(fd: i32, pool: *mut MlnAlloc, b: *mut MlnBuf, last: *mut MlnBuf) -> isize {
-    let mut tmp = [0u8; RECV_FILE_CHUNK];
-    let n = libc::recv(fd, tmp.as_mut_ptr() as *mut c_void, tmp.len(), 0);
-    if n <= 0 {
-        return n;
-    }
+unsafe fn recv_file(fd: i32, pool: *mut MlnAlloc, b: *mut MlnBuf, last: *mut MlnBuf) -> Io {
+    let mut tmp = [MaybeUninit::<u8>::uninit(); RECV_FILE_CHUNK];
+    let n = match socket::recv(fd, &mut tmp) {
+        Io::Done(n) if n > 0 => n,
+        other => return other,
+    };
     if last.is_null() {
         let f = host::mln_file_tmp_open(pool);
         if f.is_null() {
-            return -1;
+            return Io::Failed(errno());
         }
         (*b).file = f;
         (*b).file_pos = 0;
@@ -265,29 +261,29 @@ unsafe fn recv_file(fd: i32, pool: *mut MlnAlloc, b: *mut MlnBuf, last: *mut Mln
     set_bits(&mut (*b).flags, BUF_IN_FILE | BUF_LAST_BUF, true);
     // Write at the buf's own offsets: the file's shared offset is not ours.
     let mut done = 0usize;
-    while done < n as usize {
-        let w = libc::pwrite(
-            (*(*b).file).fd,
-            tmp.as_ptr().add(done) as *const c_void,
-            n as usize - done,
-            (*b).file_pos + done as i64,
-        );
-        if w > 0 {
-            done += w as usize;
-        } else if w < 0 && errno() == libc::EINTR {
-            continue;
-        } else {
-            let e = if w == 0 { libc::EIO } else { errno() };
-            if !last.is_null() {
-                // The file belongs to the earlier buf: unlink it from this
-                // one so that releasing this chain leaves it open.
-                (*last).shadow = ptr::null_mut();
-                (*b).file = ptr::null_mut();
-                set_bits(&mut (*b).flags, BUF_IN_FILE, false);
+    while done < n {
+        let file = (*(*b).file).fd;
+        // SAFETY: recv initialised tmp[..n], and done < n.
+        let data = tmp.as_ptr().add(done) as *const c_void;
+        let at = (*b).file_pos + done as i64;
+        let e = match socket::retry(Code::COROTLS_WANT_WRITE, || libc::pwrite(file, data, n - done, at)) {
+            Io::Done(0) => libc::EIO,
+            Io::Done(w) => {
+                done += w;
+                continue;
             }
-            set_errno(e);
-            return -1;
+            Io::Want(_) => errno(),
+            Io::Failed(e) => e,
+        };
+        if !last.is_null() {
+            // The file belongs to the earlier buf: unlink it from this
+            // one so that releasing this chain leaves it open.
+            (*last).shadow = ptr::null_mut();
+            (*b).file = ptr::null_mut();
+            set_bits(&mut (*b).flags, BUF_IN_FILE, false);
         }
+        set_errno(e);
+        return Io::Failed(e);
     }
-    n
+    Io::Done(n)
 }

@@ -1,32 +1,32 @@
 //! The TLS I/O of the Melon connection module (spec melon.md §4): the
 //! socket is not a BIO; ciphertext moves by hand between the fd and the
 //! SSL's two memory BIOs.  Every OpenSSL step goes through the engine's
-//! `SslRef` (which clears the error queue first); this file holds only the
-//! Melon-specific algorithm: the pending buffer from the pool, flush-wbio,
-//! drain-socket, the want flags and the chains.
+//! session view of a host's SSL (`HostSsl`, which clears the error queue
+//! first), and every socket call through the engine's pump
+//! (`transport::socket`, shared with `transport::Conn`); this file holds
+//! only the Melon-specific algorithm: the pending buffer from the pool,
+//! flush-wbio, drain-socket, the want flags and the chains.
 //!
 //! The BIOs are always reached through the SSL (the caller may have
 //! attached its own SSL and BIOs, with `tls_conf` NULL), and `tls_conf` is
 //! never read here.
 
 use crate::abi::*;
-use crate::host::{self, errno, set_errno};
+use crate::host::{self, set_errno};
 use crate::queue::{self, M_C_RECV};
 use crate::{M_C_CLOSED, M_C_ERROR, M_C_FINISH, M_C_NOTYET};
-use corotls::ossl::SslRef;
+use corotls::session::HostSsl;
+use corotls::transport::socket::{self, Io, MAX_FILL};
 use corotls::Code;
 use libc::c_void;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 /// `M_TLS_CHUNK`: the pending buffer, the socket read and the plaintext
 /// taken per SSL_write.
 pub const CHUNK: usize = 16384;
 /// Plaintext per RECV chain.
 const PLAIN_CHUNK: usize = 4096;
-/// Ciphertext taken from the socket per drain.  "Until EAGAIN" is bounded
-/// so that a fast peer cannot grow the read BIO without limit; the socket
-/// stays readable and the caller comes back (want_r).
-const MAX_DRAIN: usize = 1 << 20;
 
 thread_local! {
     // Scratch for socket reads and file reads: nothing large on the (maybe
@@ -47,13 +47,13 @@ fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 ///
 /// # Safety
 /// `tc` is live; its `ssl` is NULL or a live SSL.
-pub unsafe fn ssl_of(tc: *mut TcpConn) -> Option<SslRef> {
-    SslRef::from_ptr((*tc).ssl)
+pub unsafe fn ssl_of(tc: *mut TcpConn) -> Option<HostSsl> {
+    HostSsl::from_ptr((*tc).ssl)
 }
 
 /// flush-wbio (§4.2): pending bytes first, then the write BIO in 16 KiB
 /// pieces.  Unsent bytes wait in `tls_pending`, never back in the BIO.
-unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+unsafe fn flush(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     if (*tc).tls_pending.is_null() {
         // errno from alloc: ENOMEM, or EINVAL for a NULL pool.
         let p = host::alloc((*tc).pool, CHUNK);
@@ -71,24 +71,21 @@ unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
             if len == 0 {
                 break;
             }
-            // MSG_NOSIGNAL: a vanished peer is EPIPE (ERROR), not SIGPIPE.
-            let n = libc::send((*tc).sockfd, (*tc).tls_pending.add(off) as *const c_void, len, libc::MSG_NOSIGNAL);
-            if n > 0 {
-                (*tc).tls_pending_off = off + n as usize;
-                (*tc).tls_pending_len = len - n as usize;
-                continue;
-            }
-            if n < 0 {
-                match errno() {
-                    libc::EINTR => continue,
-                    libc::EAGAIN => {
-                        TcpConn::set_flag(tc, TLS_WANT_W, true);
-                        return M_C_NOTYET;
-                    }
-                    _ => return M_C_ERROR,
+            // SAFETY: tls_pending holds CHUNK bytes and off + len <= CHUNK.
+            let pending = std::slice::from_raw_parts((*tc).tls_pending.add(off), len);
+            // A vanished peer is EPIPE (ERROR), never SIGPIPE.
+            match socket::send((*tc).sockfd, pending) {
+                Io::Done(n) if n > 0 => {
+                    (*tc).tls_pending_off = off + n;
+                    (*tc).tls_pending_len = len - n;
                 }
+                Io::Want(_) => {
+                    TcpConn::set_flag(tc, TLS_WANT_W, true);
+                    return M_C_NOTYET;
+                }
+                // A send that took nothing, or a failure (errno is its own).
+                _ => return M_C_ERROR,
             }
-            return M_C_ERROR;
         }
         (*tc).tls_pending_off = 0;
         (*tc).tls_pending_len = 0;
@@ -101,41 +98,41 @@ unsafe fn flush(tc: *mut TcpConn, ssl: SslRef) -> i32 {
     }
 }
 
-/// drain-socket (§4.2): socket bytes into the read BIO.  FINISH (also on
-/// EAGAIN with nothing read), CLOSED for EOF with nothing read in this
-/// call, ERROR for a socket error with nothing read in this call.  EOF or an
+/// drain-socket (§4.2): socket bytes into the read BIO, until the socket is
+/// empty or the drain cap is reached.  FINISH (also when the socket was
+/// empty from the start), CLOSED for EOF with nothing read in this call,
+/// ERROR for a socket error with nothing read in this call.  EOF or an
 /// error after some bytes gives FINISH; the next call sees it.  A blocking
 /// connection reads once.
-unsafe fn drain(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+unsafe fn drain(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     let fd = (*tc).sockfd;
     let blocking = !TcpConn::nonblock(tc);
     with_scratch(|buf| {
         let mut total = 0usize;
         loop {
-            let n = libc::recv(fd, buf.as_mut_ptr() as *mut c_void, buf.len(), 0);
-            if n > 0 {
-                if ssl.feed(&buf[..n as usize]).is_err() {
-                    set_errno(libc::ENOMEM);
-                    return M_C_ERROR;
+            // SAFETY: recv only writes initialised bytes into the scratch.
+            let room = &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]);
+            match socket::recv(fd, room) {
+                Io::Done(0) => return if total == 0 { M_C_CLOSED } else { M_C_FINISH },
+                Io::Done(n) => {
+                    if ssl.feed(&buf[..n]).is_err() {
+                        set_errno(libc::ENOMEM);
+                        return M_C_ERROR;
+                    }
+                    total += n;
+                    // The drain cap: the socket stays readable, the caller
+                    // comes back (want_r).
+                    if blocking || total >= MAX_FILL {
+                        return M_C_FINISH;
+                    }
                 }
-                total += n as usize;
-                if blocking || total >= MAX_DRAIN {
-                    return M_C_FINISH;
-                }
-                continue;
-            }
-            if n == 0 {
-                return if total == 0 { M_C_CLOSED } else { M_C_FINISH };
-            }
-            match errno() {
-                libc::EINTR => continue,
-                libc::EAGAIN => return M_C_FINISH,
+                Io::Want(_) => return M_C_FINISH,
                 // Bytes came before the error (say the peer's last records,
                 // then ECONNRESET because it closed with our tickets unread):
                 // decrypt them first, like an EOF after data; the socket
                 // reports its state again on the next call.
-                _ if total > 0 => return M_C_FINISH,
-                _ => return M_C_ERROR,
+                Io::Failed(_) if total > 0 => return M_C_FINISH,
+                Io::Failed(_) => return M_C_ERROR,
             }
         }
     })
@@ -144,7 +141,7 @@ unsafe fn drain(tc: *mut TcpConn, ssl: SslRef) -> i32 {
 /// After a WANT_READ: read the socket; NOTYET (want_r) when that brought no
 /// new ciphertext, so a partial record never makes the caller spin (§4.3).
 /// Returns None to go round again, or the result to return.
-unsafe fn want_read_step(tc: *mut TcpConn, ssl: SslRef) -> Option<i32> {
+unsafe fn want_read_step(tc: *mut TcpConn, ssl: HostSsl) -> Option<i32> {
     let pre = ssl.in_pending();
     let d = drain(tc, ssl);
     if d != M_C_FINISH {
@@ -201,7 +198,7 @@ pub unsafe fn handshake(tc: *mut TcpConn) -> i32 {
 ///
 /// # Safety
 /// `tc` is live with a live `ssl`; the SEND queue is well formed.
-pub unsafe fn send(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+pub unsafe fn send(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     // Clears the flags; FINISH at once if the handshake is already done.
     let h = handshake(tc);
     if h != M_C_FINISH {
@@ -267,23 +264,19 @@ unsafe fn read_file(fd: i32, off: libc::off_t, dst: &mut [u8]) -> Option<usize> 
     if libc::lseek(fd, off, libc::SEEK_SET) < 0 {
         return None;
     }
-    loop {
-        let n = libc::read(fd, dst.as_mut_ptr() as *mut c_void, dst.len());
-        if n > 0 {
-            return Some(n as usize);
-        }
-        if n < 0 && errno() == libc::EINTR {
-            continue;
-        }
-        if n == 0 {
+    match socket::retry(Code::COROTLS_WANT_READ, || libc::read(fd, dst.as_mut_ptr() as *mut c_void, dst.len())) {
+        Io::Done(0) => {
             set_errno(libc::EIO);
+            None
         }
-        return None;
+        Io::Done(n) => Some(n),
+        // errno is the read's own.
+        _ => None,
     }
 }
 
 /// SSL_write the whole chunk, advancing the buf by what OpenSSL took.
-unsafe fn write_chunk(tc: *mut TcpConn, ssl: SslRef, b: *mut MlnBuf, chunk: &[u8], file: bool) -> i32 {
+unsafe fn write_chunk(tc: *mut TcpConn, ssl: HostSsl, b: *mut MlnBuf, chunk: &[u8], file: bool) -> i32 {
     let mut done = 0;
     while done < chunk.len() {
         match ssl.write(&chunk[done..]) {
@@ -319,7 +312,7 @@ unsafe fn write_chunk(tc: *mut TcpConn, ssl: SslRef, b: *mut MlnBuf, chunk: &[u8
 ///
 /// # Safety
 /// `tc` is live with a live `ssl`.
-pub unsafe fn recv(tc: *mut TcpConn, ssl: SslRef) -> i32 {
+pub unsafe fn recv(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     // Clears the flags; FINISH at once if the handshake is already done.
     let h = handshake(tc);
     if h != M_C_FINISH {
