@@ -162,7 +162,7 @@ fn busy_rule_and_cancel_on_close() {
     assert_eq!(lp.pending(), 2);
     lp.close(cfd).unwrap();
     lp.close(lfd).unwrap();
-    let mut codes = vec![wait(&lp, &rx), wait(&lp, &rx)];
+    let mut codes = [wait(&lp, &rx), wait(&lp, &rx)];
     codes.sort_by_key(|g| g.0);
     assert_eq!(codes[0].0, -1); // the accept
     assert_eq!(codes[0].1, COROTLS_ERR_CANCELLED);
@@ -182,7 +182,7 @@ fn timeouts_keep_the_stream_valid() {
     // The client's handshake completes meanwhile (the server's recv drives
     // the server side).
     assert_eq!(lp.handshake(cfd, Some(Duration::from_secs(10)), mk()).unwrap(), Ready::Pending);
-    let mut got = vec![wait(&lp, &rx), wait(&lp, &rx)];
+    let mut got = [wait(&lp, &rx), wait(&lp, &rx)];
     got.sort_by_key(|g| g.0 == sfd);
     assert_eq!(got[0].1, COROTLS_OK);
     assert_eq!(got[1].1, COROTLS_TIMEOUT);
