@@ -205,12 +205,66 @@ fn family(a: &SocketAddr) -> i32 {
 
 /// A new non-blocking, close-on-exec stream socket.
 fn stream_socket(domain: i32) -> Result<RawFd> {
+    #[cfg(not(target_vendor = "apple"))]
     // SAFETY: plain syscall; the result is checked.
     let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
     if fd < 0 {
         return Err(Error::last_os("socket"));
     }
+    #[cfg(target_vendor = "apple")]
+    if let Err(e) = set_nonblocking(fd).and_then(|_| apple::set_cloexec_nosigpipe(fd)) {
+        close_fd(fd);
+        return Err(e);
+    }
     Ok(fd)
+}
+
+/// Darwin lacks accept4, dup3 and the SOCK_* creation flags: the same
+/// results take a call or two more there.  Written for macOS, built and
+/// tested on Linux only (README says so).
+#[cfg(target_vendor = "apple")]
+mod apple {
+    use super::*;
+
+    /// Close-on-exec, and SO_NOSIGPIPE: a vanished peer is EPIPE, never a
+    /// SIGPIPE, on writes that cannot take MSG_NOSIGNAL.
+    pub fn set_cloexec_nosigpipe(fd: RawFd) -> Result<()> {
+        let one: libc::c_int = 1;
+        // SAFETY: plain fcntl/setsockopt on our fd; `one` lives across the call.
+        unsafe {
+            if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) < 0 {
+                return Err(Error::last_os("fcntl(F_SETFD)"));
+            }
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_NOSIGPIPE,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Make `dst` a close-on-exec duplicate of `src` (atomically replacing
+/// what `dst` was).  -1 on failure, with errno set.
+fn dup_onto(src: RawFd, dst: RawFd) -> libc::c_int {
+    #[cfg(not(target_vendor = "apple"))]
+    // SAFETY: plain syscall on fds the caller owns.
+    return unsafe { libc::dup3(src, dst, libc::O_CLOEXEC) };
+    #[cfg(target_vendor = "apple")]
+    // SAFETY: plain syscalls on fds the caller owns.
+    unsafe {
+        let rc = libc::dup2(src, dst);
+        if rc >= 0 {
+            libc::fcntl(dst, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        rc
+    }
 }
 
 fn setsockopt_int(fd: RawFd, level: i32, name: i32, v: i32) -> std::io::Result<()> {
@@ -302,8 +356,8 @@ pub fn connect_start(a: &SocketAddr) -> Result<(RawFd, Connecting)> {
 /// caller already holds.
 pub fn connect_again(fd: RawFd, a: &SocketAddr) -> Result<Connecting> {
     let s = stream_socket(family(a))?;
-    // SAFETY: both are our sockets; dup3 atomically replaces fd.
-    let rc = unsafe { libc::dup3(s, fd, libc::O_CLOEXEC) };
+    // Both are our sockets; the duplicate atomically replaces fd.
+    let rc = dup_onto(s, fd);
     close_fd(s);
     if rc < 0 {
         return Err(Error::last_os("dup3"));
@@ -365,10 +419,21 @@ pub fn accept(lfd: RawFd) -> Result<Option<RawFd>> {
 /// (running out of fds: see `out_of_fds`).
 pub fn try_accept(lfd: RawFd) -> std::io::Result<Option<RawFd>> {
     loop {
+        #[cfg(not(target_vendor = "apple"))]
         // SAFETY: plain syscall; we do not ask for the peer address.
         let fd = unsafe {
             libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
         };
+        #[cfg(target_vendor = "apple")]
+        // SAFETY: plain syscall; we do not ask for the peer address.
+        let fd = unsafe { libc::accept(lfd, std::ptr::null_mut(), std::ptr::null_mut()) };
+        #[cfg(target_vendor = "apple")]
+        if fd >= 0 {
+            if let Err(e) = set_nonblocking(fd).and_then(|_| apple::set_cloexec_nosigpipe(fd)) {
+                close_fd(fd);
+                return Err(std::io::Error::other(e.msg));
+            }
+        }
         if fd >= 0 {
             let _ = set_nodelay(fd);
             return Ok(Some(fd));
@@ -406,13 +471,11 @@ pub fn open_spare() -> Result<RawFd> {
 /// fd), replaced by a duplicate of it, which releases the socket itself.
 /// Closing `fd` later releases the number.
 pub fn end_keeping_number(fd: RawFd, placeholder: Option<RawFd>) {
-    // SAFETY: plain syscalls on fds the caller owns; dup3 atomically makes
-    // fd a duplicate of placeholder, closing the socket behind fd.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_RDWR);
-        if let Some(p) = placeholder {
-            libc::dup3(p, fd, libc::O_CLOEXEC);
-        }
+    // SAFETY: plain syscall on an fd the caller owns.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    // The duplicate atomically replaces fd, closing the socket behind it.
+    if let Some(p) = placeholder {
+        dup_onto(p, fd);
     }
 }
 

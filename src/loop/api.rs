@@ -18,30 +18,67 @@ impl Loop {
                 timerfd = None;
             }
         }
-        Ok(Loop {
-            sh: Arc::new(Shared {
-                poller,
-                timerfd,
-                table: Mutex::new(Table::default()),
-                timers: Mutex::new(Timers::new(timerfd)),
-                queue: Mutex::new(Vec::new()),
-                resolving: Mutex::new(HashMap::new()),
-                resolved: Mutex::new(Vec::new()),
-                deadlines: Mutex::new(Deadlines { handshake: Some(DEFAULT_HANDSHAKE_TIMEOUT), idle: None }),
-                spare: Mutex::new(None),
-                pending: AtomicUsize::new(0),
-                next_id: AtomicU64::new(1),
-                closing: AtomicBool::new(false),
-                #[cfg(test)]
-                visits: AtomicU64::new(0),
-                events: Mutex::new(Events::new()),
-                resolver: Resolver::default(),
-            }),
-        })
+        Shared::with_alarm(poller, timerfd, timerfd.map(timers::Alarm::Fd))
     }
 
-    /// The pollable fd: readable when `dispatch` has work (I/O, a due timer
-    /// on Linux, or completions queued by another thread).
+    /// A loop whose timers wake it through a thread, as where there is no
+    /// timerfd: how tests on Linux cover that path.
+    #[cfg(test)]
+    pub(crate) fn with_alarm_thread() -> Result<Loop> {
+        let poller = Poller::new().map_err(|e| Error::os("cannot create the poller", e))?;
+        Shared::with_alarm(poller, None, None)
+    }
+}
+
+impl Shared {
+    /// The loop's shared state; `alarm` None: a thread (see
+    /// `timers::AlarmThread`), which wakes the poller through a weak
+    /// reference, so it never keeps the loop alive.
+    fn with_alarm(poller: Poller, timerfd: Option<RawFd>, alarm: Option<timers::Alarm>) -> Result<Loop> {
+        let alarm = match alarm {
+            Some(a) => a,
+            None => {
+                let wake: Arc<Mutex<Weak<Shared>>> = Arc::new(Mutex::new(Weak::new()));
+                let theirs = wake.clone();
+                let thread = timers::AlarmThread::spawn(Box::new(move || {
+                    if let Some(sh) = lock(&theirs).upgrade() {
+                        let _ = sh.poller.notify();
+                    }
+                }))
+                .map_err(|e| Error::os("cannot start the timer thread", e))?;
+                let sh = Arc::new(Shared::new(poller, None, timers::Alarm::Thread(thread)));
+                *lock(&wake) = Arc::downgrade(&sh);
+                return Ok(Loop { sh });
+            }
+        };
+        Ok(Loop { sh: Arc::new(Shared::new(poller, timerfd, alarm)) })
+    }
+
+    fn new(poller: Poller, timerfd: Option<RawFd>, alarm: timers::Alarm) -> Shared {
+        Shared {
+            poller,
+            timerfd,
+            table: Mutex::new(Table::default()),
+            timers: Mutex::new(Timers::new(alarm)),
+            queue: Mutex::new(Vec::new()),
+            resolving: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(Vec::new()),
+            deadlines: Mutex::new(Deadlines { handshake: Some(DEFAULT_HANDSHAKE_TIMEOUT), idle: None }),
+            spare: Mutex::new(None),
+            pending: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            closing: AtomicBool::new(false),
+            #[cfg(test)]
+            visits: AtomicU64::new(0),
+            events: Mutex::new(Events::new()),
+            resolver: Resolver::default(),
+        }
+    }
+}
+
+impl Loop {
+    /// The pollable fd: readable when `dispatch` has work (I/O, a due
+    /// timer, or completions queued by another thread).
     pub fn fd(&self) -> RawFd {
         self.sh.poller.as_raw_fd()
     }

@@ -282,7 +282,18 @@ fn names_resolve_off_the_loop() {
 
 #[test]
 fn loop_fd_becomes_readable_for_timers_and_cross_thread_close() {
-    let lp = Loop::new().unwrap();
+    loop_fd_readable_when_due(Loop::new().unwrap());
+}
+
+/// Where there is no timerfd (BSD, macOS) a thread wakes the poller.
+#[test]
+fn loop_fd_becomes_readable_for_timers_without_a_timerfd() {
+    let lp = Loop::with_alarm_thread().unwrap();
+    assert!(lp.sh.timerfd.is_none());
+    loop_fd_readable_when_due(lp);
+}
+
+fn loop_fd_readable_when_due(lp: Loop) {
     let (lfd, _cfd, sfd) = pair(&lp);
     let (mk, rx) = chan();
     let poll_fd = |ms| {

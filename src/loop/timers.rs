@@ -1,6 +1,7 @@
-//! Operation deadlines: a binary heap with lazy removal, plus (on Linux) a
-//! timerfd armed at the earliest deadline so that the loop's pollable fd
-//! becomes readable when a timer is due.
+//! Operation deadlines: a binary heap with lazy removal, plus an alarm
+//! armed at the earliest deadline so that the loop's pollable fd becomes
+//! readable when a timer is due: a timerfd on Linux, elsewhere a thread
+//! that sleeps until the deadline and then wakes the poller.
 //!
 //! Costs: adding and popping are O(log n); cancelling is O(1) (the heap
 //! entry becomes stale and is dropped when it reaches the top, or by a
@@ -10,19 +11,33 @@ use super::Target;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::RawFd;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// What makes the loop's fd readable when the earliest deadline is due.
+pub(super) enum Alarm {
+    /// A timerfd the poller watches (Linux).
+    Fd(RawFd),
+    /// A thread that waits for the deadline and wakes the poller.
+    Thread(AlarmThread),
+    /// Nothing: dispatch sees due timers only when it wakes for another
+    /// reason (tests of the heap alone).
+    #[cfg(test)]
+    Off,
+}
 
 pub(super) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     live: HashMap<u64, Target>,
-    timerfd: Option<RawFd>,
-    /// Deadline the timerfd is set to.
+    alarm: Alarm,
+    /// Deadline the alarm is set to.
     armed: Option<Instant>,
 }
 
 impl Timers {
-    pub fn new(timerfd: Option<RawFd>) -> Timers {
-        Timers { heap: BinaryHeap::new(), live: HashMap::new(), timerfd, armed: None }
+    pub fn new(alarm: Alarm) -> Timers {
+        Timers { heap: BinaryHeap::new(), live: HashMap::new(), alarm, armed: None }
     }
 
     pub fn add(&mut self, id: u64, deadline: Instant, target: Target) {
@@ -88,8 +103,65 @@ impl Timers {
 
     fn arm(&mut self, at: Option<Instant>) {
         self.armed = at;
-        if let Some(fd) = self.timerfd {
-            set_timerfd(fd, at.map(|a| a.saturating_duration_since(Instant::now())));
+        match &self.alarm {
+            Alarm::Fd(fd) => set_timerfd(*fd, at.map(|a| a.saturating_duration_since(Instant::now()))),
+            Alarm::Thread(t) => t.set(at),
+            #[cfg(test)]
+            Alarm::Off => {}
+        }
+    }
+}
+
+/// The alarm where there is no timerfd: a thread that sleeps until the
+/// deadline it was given (or a new one), then calls `wake` once.
+pub(super) struct AlarmThread {
+    shared: Arc<(Mutex<AlarmState>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct AlarmState {
+    at: Option<Instant>,
+    stop: bool,
+}
+
+impl AlarmThread {
+    pub fn spawn(wake: Box<dyn Fn() + Send>) -> std::io::Result<AlarmThread> {
+        let shared = Arc::new((Mutex::new(AlarmState { at: None, stop: false }), Condvar::new()));
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new().name("corotls-alarm".into()).spawn(move || {
+            let (m, cv) = &*theirs;
+            let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
+            while !st.stop {
+                let now = Instant::now();
+                st = match st.at {
+                    Some(at) if at <= now => {
+                        st.at = None;
+                        drop(st);
+                        wake();
+                        m.lock().unwrap_or_else(|e| e.into_inner())
+                    }
+                    Some(at) => cv.wait_timeout(st, at - now).unwrap_or_else(|e| e.into_inner()).0,
+                    None => cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                };
+            }
+        })?;
+        Ok(AlarmThread { shared, thread: Some(thread) })
+    }
+
+    fn set(&self, at: Option<Instant>) {
+        let (m, cv) = &*self.shared;
+        m.lock().unwrap_or_else(|e| e.into_inner()).at = at;
+        cv.notify_one();
+    }
+}
+
+impl Drop for AlarmThread {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.shared;
+        m.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        cv.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -140,7 +212,7 @@ mod tests {
 
     #[test]
     fn heap_orders_cancels_and_compacts() {
-        let mut t = Timers::new(None);
+        let mut t = Timers::new(Alarm::Off);
         let now = Instant::now();
         for i in 0..200u64 {
             t.add(i, now + Duration::from_millis(1000 - i), Target::Resolving);
@@ -164,7 +236,7 @@ mod tests {
     #[test]
     fn timerfd_fires_at_the_earliest_deadline() {
         let Some(fd) = timerfd_new() else { return };
-        let mut t = Timers::new(Some(fd));
+        let mut t = Timers::new(Alarm::Fd(fd));
         let now = Instant::now();
         t.add(1, now + Duration::from_secs(60), Target::Resolving);
         t.add(2, now, Target::Resolving);
@@ -178,5 +250,22 @@ mod tests {
         // SAFETY: one valid pollfd.
         assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 0);
         crate::net::close_fd(fd);
+    }
+
+    #[test]
+    fn alarm_thread_wakes_at_the_earliest_deadline() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let alarm = AlarmThread::spawn(Box::new(move || tx.send(Instant::now()).unwrap())).unwrap();
+        let mut t = Timers::new(Alarm::Thread(alarm));
+        let start = Instant::now();
+        t.add(1, start + Duration::from_secs(60), Target::Resolving);
+        t.add(2, start + Duration::from_millis(30), Target::Resolving);
+        let woke = rx.recv_timeout(Duration::from_secs(10)).expect("the alarm fired");
+        assert!(woke >= start + Duration::from_millis(30));
+        assert_eq!(t.expired(Instant::now()).len(), 1);
+        t.rearm();
+        // Armed at 60 s now: nothing fires meanwhile.
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        drop(t); // stops and joins the thread
     }
 }

@@ -88,11 +88,36 @@ pub fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> Io {
 
 /// One `sendfile` of up to `count` bytes of `file` from `*offset` (which
 /// advances by what was sent; the file's own offset does not move).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn sendfile(fd: RawFd, file: RawFd, offset: &mut libc::off_t, count: usize) -> Io {
     retry(Code::COROTLS_WANT_WRITE, || {
         // SAFETY: offset is a valid, exclusive reference for the call.
         unsafe { libc::sendfile(fd, file, offset, count) }
     })
+}
+
+/// `sendfile` where Linux's is missing: one `pread` of at most 16 KiB, then
+/// one `send` of it (what the socket did not take is read again next
+/// time, from the unadvanced offset).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn sendfile(fd: RawFd, file: RawFd, offset: &mut libc::off_t, count: usize) -> Io {
+    let mut buf = [0u8; 16 * 1024];
+    let want = count.min(buf.len());
+    let read = retry(Code::COROTLS_WANT_WRITE, || {
+        // SAFETY: buf is valid for writes of `want` bytes.
+        unsafe { libc::pread(file, buf.as_mut_ptr() as *mut libc::c_void, want, *offset) }
+    });
+    match read {
+        Io::Done(0) => Io::Done(0),
+        Io::Done(n) => {
+            let sent = send(fd, &buf[..n]);
+            if let Io::Done(k) = sent {
+                *offset += k as libc::off_t;
+            }
+            sent
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

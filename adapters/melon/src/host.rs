@@ -22,15 +22,25 @@ extern "C" {
     pub fn mln_file_tmp_open(pool: *mut MlnAlloc) -> *mut MlnFile;
 }
 
+/// This thread's errno slot.
+fn errno_slot() -> *mut c_int {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: returns this thread's errno slot, valid for the thread's life.
+    return unsafe { libc::__errno_location() };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: as above (the BSDs' and Darwin's name for it).
+    return unsafe { libc::__error() };
+}
+
 /// Set the calling thread's errno.
 pub fn set_errno(e: c_int) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() = e }
+    // SAFETY: the slot is this thread's own.
+    unsafe { *errno_slot() = e }
 }
 
 pub fn errno() -> c_int {
     // SAFETY: as above.
-    unsafe { *libc::__errno_location() }
+    unsafe { *errno_slot() }
 }
 
 /// `mln_alloc_m`, refusing a NULL pool (Melon would crash) with EINVAL.
