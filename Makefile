@@ -58,14 +58,15 @@ $(LIB_SO) $(LIB_A) $(HEADER): FORCE
 
 lib: $(LIB_SO)
 
-include c_tests/harness.mk
-include c_tests/native.mk
+include c_tests/harness/harness.mk
+include c_tests/package/package.mk
+include c_tests/native/native.mk
 include examples/examples.mk
 include benches/bench.mk
-include c_tests/melon_host/melon.mk
--include c_tests/loop.mk
--include adapters/melon/melon.mk
--include adapters/silly/silly.mk
+include c_tests/melon/melon_host/melon.mk
+include c_tests/loop/loop.mk
+include adapters/melon/melon.mk
+include adapters/silly/silly.mk
 include c_tests/scan/scan.mk
 
 examples: $(EXAMPLES)
@@ -84,14 +85,6 @@ header-check: $(LIB_SO)
 fmt-check:
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all --check && echo "rustfmt: clean"; \
 	 else echo "rustfmt: not installed, skipped"; fi
-
-# libcorotls.so must load alone: no undefined symbols beyond libc/libssl/libcrypto.
-dlopen-check: $(OUT)/dlopen_check
-	@$(OUT)/dlopen_check $(abspath $(LIB_SO))
-	@c_tests/symbols_check.sh $(LIB_SO)
-
-install-check: $(LIB_SO)
-	@c_tests/install_check.sh
 
 check: fmt-check cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
 	@echo "make check: all suites passed"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run C test programs and add up their "N passed, M failed" lines.
-#   c_tests/run.sh [--valgrind] [--label NAME] PROGRAM...
+#   c_tests/harness/run.sh [--valgrind] [--label NAME] PROGRAM...
 # With --valgrind each program runs under $VALGRIND (set by the Makefile),
 # with COROTLS_TEST_QUICK=1 (smaller transfers) and a longer watchdog.
 # Exits non-zero if any program fails, crashes, or reports a failure.

@@ -1,9 +1,9 @@
-# c_tests/harness.mk -- make fragment for the shared C test harness.
+# c_tests/harness/harness.mk -- make fragment for the shared C test harness.
 #
-# `include c_tests/harness.mk` from the top-level Makefile (paths are relative
+# `include c_tests/harness/harness.mk` from the top-level Makefile (paths are relative
 # to the repository root), or run it alone:
-#     make -f c_tests/harness.mk harness-check
-#     make -f c_tests/harness.mk harness-check-valgrind
+#     make -f c_tests/harness/harness.mk harness-check
+#     make -f c_tests/harness/harness.mk harness-check-valgrind
 #
 # Provides
 #   HARNESS_SRC, HARNESS_HDR, HARNESS_INC, HARNESS_OBJ, HARNESS_CFLAGS
@@ -27,15 +27,15 @@ endif
 CC ?= gcc
 
 HARNESS_CFLAGS ?= -std=gnu11 -Wall -Wextra -Werror -g -O1 -D_GNU_SOURCE
-HARNESS_DIR := c_tests
-HARNESS_SRC := $(HARNESS_DIR)/harness.c
+HARNESS_DIR := c_tests/harness
+HARNESS_SRC := $(HARNESS_DIR)/core.c
 HARNESS_HDR := $(HARNESS_DIR)/harness.h
 HARNESS_INC := -I$(HARNESS_DIR)
 HARNESS_BUILD := target/c_tests
 HARNESS_OBJ := $(HARNESS_BUILD)/harness.o
 HARNESS_CERTDIR := target/certs
 HARNESS_CERTS := $(HARNESS_CERTDIR)/.done
-HARNESS_ENV := COROTLS_CERTDIR=$(HARNESS_CERTDIR) COROTLS_PEERDIR=$(HARNESS_DIR)/peers
+HARNESS_ENV := COROTLS_CERTDIR=$(HARNESS_CERTDIR) COROTLS_PEERDIR=c_tests/peers
 HARNESS_VALGRIND ?= valgrind --error-exitcode=1 --leak-check=full -q
 
 $(HARNESS_CERTS): $(HARNESS_DIR)/certs.sh
@@ -56,7 +56,7 @@ harness-check: $(HARNESS_BUILD)/harness_selftest $(HARNESS_CERTS)
 harness-check-valgrind: $(HARNESS_BUILD)/harness_selftest $(HARNESS_CERTS)
 	$(HARNESS_ENV) $(HARNESS_VALGRIND) ./$(HARNESS_BUILD)/harness_selftest
 
-# Run alone (make -f c_tests/harness.mk): default to harness-check;
+# Run alone (make -f c_tests/harness/harness.mk): default to harness-check;
 # included: leave the includer's default goal alone.
 ifeq ($(words $(MAKEFILE_LIST)),1)
 .DEFAULT_GOAL := harness-check
