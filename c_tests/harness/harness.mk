@@ -7,6 +7,8 @@
 #
 # Provides
 #   HARNESS_SRC, HARNESS_HDR, HARNESS_INC, HARNESS_OBJ, HARNESS_CFLAGS
+#                                    (the harness is four parts: core, net,
+#                                    spawn, peers; SRC and OBJ list them all)
 #   HARNESS_CERTDIR / HARNESS_CERTS  the generated certificates and their stamp
 #   HARNESS_ENV                      environment to run C tests with
 #   HARNESS_VALGRIND                 valgrind command line for C tests
@@ -28,11 +30,12 @@ CC ?= gcc
 
 HARNESS_CFLAGS ?= -std=gnu11 -Wall -Wextra -Werror -g -O1 -D_GNU_SOURCE
 HARNESS_DIR := c_tests/harness
-HARNESS_SRC := $(HARNESS_DIR)/core.c
-HARNESS_HDR := $(HARNESS_DIR)/harness.h
+HARNESS_PARTS := core net spawn peers
+HARNESS_SRC := $(HARNESS_PARTS:%=$(HARNESS_DIR)/%.c)
+HARNESS_HDR := $(HARNESS_DIR)/harness.h $(HARNESS_DIR)/internal.h
 HARNESS_INC := -I$(HARNESS_DIR)
 HARNESS_BUILD := target/c_tests
-HARNESS_OBJ := $(HARNESS_BUILD)/harness.o
+HARNESS_OBJ := $(HARNESS_PARTS:%=$(HARNESS_BUILD)/harness_%.o)
 HARNESS_CERTDIR := target/certs
 HARNESS_CERTS := $(HARNESS_CERTDIR)/.done
 HARNESS_ENV := COROTLS_CERTDIR=$(HARNESS_CERTDIR) COROTLS_PEERDIR=c_tests/peers
@@ -41,7 +44,7 @@ HARNESS_VALGRIND ?= valgrind --error-exitcode=1 --leak-check=full -q
 $(HARNESS_CERTS): $(HARNESS_DIR)/certs.sh
 	sh $(HARNESS_DIR)/certs.sh $(HARNESS_CERTDIR)
 
-$(HARNESS_OBJ): $(HARNESS_SRC) $(HARNESS_HDR)
+$(HARNESS_OBJ): $(HARNESS_BUILD)/harness_%.o: $(HARNESS_DIR)/%.c $(HARNESS_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(HARNESS_CFLAGS) $(HARNESS_INC) -c -o $@ $<
 
