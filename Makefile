@@ -5,6 +5,7 @@
 #   make check           every test: cargo tests, C tests against real peers, valgrind,
 #                        TLS scanners (sslyze, testssl.sh: make scan-venv, apt-get install testssl.sh)
 #   make install PREFIX=/usr/local
+#   make header          refresh the committed include/corotls.h from the build (then commit it)
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
 #
 # Parts of the tree contribute through fragments, each adding its checks to
@@ -18,12 +19,17 @@ PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib
 INCDIR   ?= $(PREFIX)/include
 SONAME   := libcorotls.so.0
-VERSION  := 0.1.0
+# The version is written once, in Cargo.toml's [package] section.
+VERSION  := $(shell sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
 
 RELEASE  := target/release
 LIB_SO   := $(RELEASE)/libcorotls.so
 LIB_A    := $(RELEASE)/libcorotls.a
+# The header C programs compile against and `make install` installs: committed,
+# so users of the source tree need no Rust to read the API.  The build
+# generates GEN_HEADER (build.rs, cbindgen); header-check proves them equal.
 HEADER   := include/corotls.h
+GEN_HEADER := $(RELEASE)/include/corotls.h
 OUT      := target/c_tests
 EX_OUT   := target/examples
 
@@ -36,7 +42,7 @@ VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-ki
 CHECKS   :=
 EXAMPLES :=
 
-.PHONY: all lib examples demo check install clean bench cargo-test header-check dlopen-check install-check fmt-check
+.PHONY: all lib examples demo check install clean bench cargo-test header header-check version dlopen-check install-check fmt-check
 
 all: lib examples
 
@@ -52,7 +58,7 @@ all: lib examples
 # when it changed.
 .PHONY: FORCE
 FORCE:
-$(LIB_SO) $(LIB_A) $(HEADER): FORCE
+$(LIB_SO) $(LIB_A) $(GEN_HEADER): FORCE
 	@$(CARGO) build --release -p corotls
 	@ln -sf libcorotls.so $(RELEASE)/$(SONAME)
 
@@ -75,11 +81,19 @@ cargo-test: $(HARNESS_CERTS)
 	$(CARGO) test --workspace --quiet
 
 # The committed header must be what the build generates.
-header-check: $(LIB_SO)
-	@git diff --quiet -- $(HEADER) 2>/dev/null || { \
-	  echo "include/corotls.h differs from the committed one: commit the regenerated header"; \
-	  git --no-pager diff --stat -- $(HEADER); exit 1; }
-	@echo "header: include/corotls.h matches the build"
+header: $(GEN_HEADER)
+	@if cmp -s $(GEN_HEADER) $(HEADER); then echo "header: $(HEADER) is up to date"; \
+	 else cp $(GEN_HEADER) $(HEADER) && echo "header: $(HEADER) refreshed from $(GEN_HEADER); commit it"; fi
+
+header-check: $(GEN_HEADER)
+	@cmp -s $(GEN_HEADER) $(HEADER) || { \
+	  diff -u $(HEADER) $(GEN_HEADER) | head -40; \
+	  echo "header-check: FAIL - $(HEADER) is not what the build generates ($(GEN_HEADER));"; \
+	  echo "              run 'make header' and commit $(HEADER)"; exit 1; }
+	@echo "header: $(HEADER) matches the build"
+
+version:
+	@echo $(VERSION)
 
 # Rust sources stay rustfmt-clean (skipped where rustfmt is not installed).
 fmt-check:
@@ -92,7 +106,8 @@ check: fmt-check cargo-test header-check dlopen-check install-check harness-chec
 demo: $(EX_OUT)/two_coroutines
 	@bash examples/demo.sh
 
-install: $(LIB_SO) $(LIB_A)
+# header-check: never install a header that does not match the library.
+install: $(LIB_SO) $(LIB_A) header-check
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libcorotls.so.$(VERSION)
 	ln -sf libcorotls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)

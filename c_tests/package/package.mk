@@ -13,4 +13,4 @@ dlopen-check: $(OUT)/dlopen_check
 	@c_tests/package/symbols_check.sh $(LIB_SO)
 
 install-check: $(LIB_SO)
-	@c_tests/package/install_check.sh
+	@COROTLS_VERSION=$(VERSION) c_tests/package/install_check.sh
