@@ -103,8 +103,8 @@ $(SILLY_TEST_HOST): c_tests/silly/host.c $(SILLY_DIR_SRC)/silly_api.h $(SILLY_TE
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -D_GNU_SOURCE -I '$(SILLY_SYS_LUA_INC)' \
 	  -I $(SILLY_DIR_SRC) -o $@ $< -rdynamic $(SILLY_TEST_LIBS)
 
-$(SILLY_CERTDIR)/.done: c_tests/silly/certs.sh
-	sh c_tests/silly/certs.sh $(SILLY_CERTDIR)
+$(SILLY_CERTDIR)/.done: c_tests/silly/certs.sh c_tests/harness/pki.sh
+	bash c_tests/silly/certs.sh $(SILLY_CERTDIR)
 
 SILLY_TEST_INPUTS := $(SILLY_TEST_SO) $(SILLY_TEST_HOST) $(SILLY_CERTDIR)/.done $(SILLY_PKI)
 

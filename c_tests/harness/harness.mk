@@ -41,8 +41,8 @@ HARNESS_CERTS := $(HARNESS_CERTDIR)/.done
 HARNESS_ENV := COROTLS_CERTDIR=$(HARNESS_CERTDIR) COROTLS_PEERDIR=c_tests/peers
 HARNESS_VALGRIND ?= valgrind --error-exitcode=1 --leak-check=full -q
 
-$(HARNESS_CERTS): $(HARNESS_DIR)/certs.sh
-	sh $(HARNESS_DIR)/certs.sh $(HARNESS_CERTDIR)
+$(HARNESS_CERTS): $(HARNESS_DIR)/certs.sh $(HARNESS_DIR)/pki.sh
+	bash $(HARNESS_DIR)/certs.sh $(HARNESS_CERTDIR)
 
 $(HARNESS_OBJ): $(HARNESS_BUILD)/harness_%.o: $(HARNESS_DIR)/%.c $(HARNESS_HDR)
 	@mkdir -p $(@D)
