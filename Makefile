@@ -3,13 +3,15 @@
 #   make                 release library (libcorotls.so/.a, libcorotls_melon.so) + examples
 #   make demo            two coroutines (server + client) on one corotls loop: the Melang tls example
 #   make check           every test: cargo tests, C tests against real peers, valgrind,
-#                        TLS scanners (sslyze, testssl.sh: make scan-venv, apt-get install testssl.sh)
+#                        TLS scanners (sslyze, testssl.sh: make scan-venv, apt-get install testssl.sh);
+#                        ends with a table of the suites and "make check: N passed, M failed"
 #   make install PREFIX=/usr/local
 #   make header          refresh the committed include/corotls.h from the build (then commit it)
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
 #
 # Parts of the tree contribute through fragments, each adding its checks to
-# CHECKS and its programs to EXAMPLES.
+# CHECKS, the names of the suites those record to SUITES, and its programs
+# to EXAMPLES.
 
 ifeq ($(origin CC),default)
 CC := gcc
@@ -40,9 +42,18 @@ C_LIBS     := -lcorotls -lpthread
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q
 
 CHECKS   :=
+SUITES   :=
 EXAMPLES :=
 
-.PHONY: all lib examples demo check install clean bench cargo-test header header-check version dlopen-check install-check fmt-check
+# make check: every suite records "name passed failed seconds" in
+# $(CHECK_DIR)/results.tsv (c_tests/harness/suite.sh NAME CMD..., or
+# c_tests/harness/run.sh --suite NAME); check-summary prints the table and the
+# total, and fails when a suite failed or did not run.
+CHECK_DIR := target/check
+SUITE     := c_tests/harness/suite.sh
+
+.PHONY: all lib examples demo check check-suites check-summary install clean bench cargo-test header header-check \
+        version fmt-check
 
 all: lib examples
 
@@ -78,36 +89,50 @@ include c_tests/scan/scan.mk
 examples: $(EXAMPLES)
 
 cargo-test: $(HARNESS_CERTS)
-	$(CARGO) test --workspace --quiet
+	@$(SUITE) cargo-test $(CARGO) test --workspace --quiet
+SUITES += cargo-test
 
 # The committed header must be what the build generates.
 header: $(GEN_HEADER)
 	@if cmp -s $(GEN_HEADER) $(HEADER); then echo "header: $(HEADER) is up to date"; \
 	 else cp $(GEN_HEADER) $(HEADER) && echo "header: $(HEADER) refreshed from $(GEN_HEADER); commit it"; fi
 
-header-check: $(GEN_HEADER)
-	@cmp -s $(GEN_HEADER) $(HEADER) || { \
+HEADER_CHECK = cmp -s $(GEN_HEADER) $(HEADER) || { \
 	  diff -u $(HEADER) $(GEN_HEADER) | head -40; \
 	  echo "header-check: FAIL - $(HEADER) is not what the build generates ($(GEN_HEADER));"; \
-	  echo "              run 'make header' and commit $(HEADER)"; exit 1; }
-	@echo "header: $(HEADER) matches the build"
+	  echo "              run make header and commit $(HEADER)"; exit 1; }
+
+header-check: $(GEN_HEADER)
+	@$(SUITE) header sh -c '$(HEADER_CHECK); echo "header: $(HEADER) matches the build"'
+SUITES += header
 
 version:
 	@echo $(VERSION)
 
 # Rust sources stay rustfmt-clean (skipped where rustfmt is not installed).
 fmt-check:
-	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all --check && echo "rustfmt: clean"; \
-	 else echo "rustfmt: not installed, skipped"; fi
+	@$(SUITE) rustfmt sh -c 'if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all --check && \
+	   echo "rustfmt: clean"; else echo "rustfmt: not installed, skipped"; fi'
+SUITES += rustfmt
 
-check: fmt-check cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
-	@echo "make check: all suites passed"
+# The suites run in this order and stop at the first failure (make -k goes
+# on); the summary comes either way.
+check:
+	@rm -rf $(CHECK_DIR) && mkdir -p $(CHECK_DIR) && date +%s >$(CHECK_DIR)/started
+	@$(MAKE) --no-print-directory check-suites || { $(MAKE) --no-print-directory check-summary; exit 1; }
+	@$(MAKE) --no-print-directory check-summary
+
+check-suites: fmt-check cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
+
+check-summary:
+	@c_tests/harness/summary.sh $(SUITES)
 
 demo: $(EX_OUT)/two_coroutines
 	@bash examples/demo.sh
 
-# header-check: never install a header that does not match the library.
-install: $(LIB_SO) $(LIB_A) header-check
+# Never install a header that does not match the library.
+install: $(LIB_SO) $(LIB_A) $(GEN_HEADER)
+	@$(HEADER_CHECK)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libcorotls.so.$(VERSION)
 	ln -sf libcorotls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)

@@ -16,6 +16,7 @@ $(OUT)/examples_test: c_tests/examples/examples_test.c $(HARNESS_OBJ)
 
 .PHONY: examples-check
 examples-check: $(EXAMPLES) $(OUT)/examples_test $(HARNESS_CERTS)
-	@c_tests/harness/run.sh --label "example programs" $(OUT)/examples_test
+	@c_tests/harness/run.sh --suite examples --label "example programs" $(OUT)/examples_test
 
 CHECKS += examples-check
+SUITES += examples

@@ -41,13 +41,12 @@ $(OUT)/melon_layout_face: c_tests/melon/melon_layout.c $(MELON_FACE_DEPS) $(MELO
 melon-face-build: $(MELON_FACE_TESTS) $(OUT)/melon_layout_face $(MELON_FACE_A)
 
 melon-face-check: melon-face-build $(HARNESS_CERTS) $(LIB_SO)
-	bash c_tests/melon/melon_nm.sh $(MELON_FACE_SO) $(MELON_FACE_A) $(LIB_SO)
-	$(OUT)/melon_layout_face
-	$(OUT)/melon_plain $(HARNESS_CERTDIR)
-	$(OUT)/melon_tls $(HARNESS_CERTDIR)
-	$(OUT)/melon_lang $(HARNESS_CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_plain $(HARNESS_CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_tls $(HARNESS_CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_lang $(HARNESS_CERTDIR)
+	@$(SUITE) melon-nm bash c_tests/melon/melon_nm.sh $(MELON_FACE_SO) $(MELON_FACE_A) $(LIB_SO)
+	@$(SUITE) melon-layout $(OUT)/melon_layout_face
+	@COROTLS_CERTDIR=$(HARNESS_CERTDIR) c_tests/harness/run.sh --suite melon-face --label "Melon face C tests" \
+	  $(MELON_FACE_TESTS)
+	@COROTLS_CERTDIR=$(HARNESS_CERTDIR) MELON_TEST_LIGHT=1 VALGRIND="$(VALGRIND)" c_tests/harness/run.sh --valgrind \
+	  --suite melon-face-valgrind --label "Melon face C tests" $(MELON_FACE_TESTS)
 
 CHECKS += melon-face-check
+SUITES += melon-nm melon-layout melon-face melon-face-valgrind

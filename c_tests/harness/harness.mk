@@ -12,6 +12,9 @@
 #   HARNESS_CERTDIR / HARNESS_CERTS  the generated certificates and their stamp
 #   HARNESS_ENV                      environment to run C tests with
 #   HARNESS_VALGRIND                 valgrind command line for C tests
+#   HARNESS_SUITE                    suite.sh: run, count, time and record a
+#                                    suite of make check (run.sh --suite for
+#                                    a list of test programs)
 #   targets: $(HARNESS_CERTS), $(HARNESS_OBJ),
 #            target/c_tests/harness_selftest, harness-check,
 #            harness-check-valgrind (phony)
@@ -40,6 +43,8 @@ HARNESS_CERTDIR := target/certs
 HARNESS_CERTS := $(HARNESS_CERTDIR)/.done
 HARNESS_ENV := COROTLS_CERTDIR=$(HARNESS_CERTDIR) COROTLS_PEERDIR=c_tests/peers
 HARNESS_VALGRIND ?= valgrind --error-exitcode=1 --leak-check=full -q
+# Runs one suite of make check and records its counts (see suite.sh).
+HARNESS_SUITE := $(HARNESS_DIR)/suite.sh
 
 $(HARNESS_CERTS): $(HARNESS_DIR)/certs.sh $(HARNESS_DIR)/pki.sh
 	bash $(HARNESS_DIR)/certs.sh $(HARNESS_CERTDIR)
@@ -54,7 +59,8 @@ $(HARNESS_BUILD)/harness_selftest: $(HARNESS_DIR)/harness_selftest.c $(HARNESS_O
 
 .PHONY: harness-check harness-check-valgrind
 harness-check: $(HARNESS_BUILD)/harness_selftest $(HARNESS_CERTS)
-	$(HARNESS_ENV) ./$(HARNESS_BUILD)/harness_selftest
+	@$(HARNESS_SUITE) harness env $(HARNESS_ENV) ./$(HARNESS_BUILD)/harness_selftest
+SUITES += harness
 
 harness-check-valgrind: $(HARNESS_BUILD)/harness_selftest $(HARNESS_CERTS)
 	$(HARNESS_ENV) $(HARNESS_VALGRIND) ./$(HARNESS_BUILD)/harness_selftest

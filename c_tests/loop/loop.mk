@@ -18,7 +18,8 @@ EXAMPLES += $(LOOP_EXAMPLES)
 
 .PHONY: loop-check
 loop-check: $(LOOP_TESTS) $(LOOP_EXAMPLES) $(EX_OUT)/tls_echo_server $(HARNESS_CERTS)
-	@c_tests/harness/run.sh --label "loop C tests" $(LOOP_TESTS)
-	@VALGRIND="$(VALGRIND)" c_tests/harness/run.sh --valgrind --label "loop C tests" $(LOOP_TESTS)
+	@c_tests/harness/run.sh --suite loop --label "loop C tests" $(LOOP_TESTS)
+	@VALGRIND="$(VALGRIND)" c_tests/harness/run.sh --valgrind --suite loop-valgrind --label "loop C tests" $(LOOP_TESTS)
 
 CHECKS += loop-check
+SUITES += loop loop-valgrind

@@ -17,7 +17,8 @@ $(OUT)/native_verify $(OUT)/native_settings: $(OUT)/native_%: c_tests/native/nat
 
 .PHONY: native-check
 native-check: $(NATIVE_TESTS) $(HARNESS_CERTS)
-	@c_tests/harness/run.sh --label "native C tests" $(NATIVE_TESTS)
-	@VALGRIND="$(VALGRIND)" c_tests/harness/run.sh --valgrind --label "native C tests" $(NATIVE_TESTS)
+	@c_tests/harness/run.sh --suite native --label "native C tests" $(NATIVE_TESTS)
+	@VALGRIND="$(VALGRIND)" c_tests/harness/run.sh --valgrind --suite native-valgrind --label "native C tests" $(NATIVE_TESTS)
 
 CHECKS += native-check
+SUITES += native native-valgrind

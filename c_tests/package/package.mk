@@ -9,8 +9,10 @@ $(OUT)/dlopen_check: c_tests/package/dlopen_check.c
 
 # libcorotls.so must load alone: no undefined symbols beyond libc/libssl/libcrypto.
 dlopen-check: $(OUT)/dlopen_check
-	@$(OUT)/dlopen_check $(abspath $(LIB_SO))
-	@c_tests/package/symbols_check.sh $(LIB_SO)
+	@$(SUITE) dlopen sh -c 'st=0; $(OUT)/dlopen_check $(abspath $(LIB_SO)) || st=1; \
+	   c_tests/package/symbols_check.sh $(LIB_SO) || st=1; exit $$st'
 
 install-check: $(LIB_SO)
-	@COROTLS_VERSION=$(VERSION) c_tests/package/install_check.sh
+	@$(SUITE) install env COROTLS_VERSION=$(VERSION) c_tests/package/install_check.sh
+
+SUITES += dlopen install

@@ -8,6 +8,8 @@
 #                                     linking the Melon face lists it AFTER
 #                                     libcorotls_melon (spec melon.md §7.5)
 #   melon-host-check                  builds and runs the three programs below
+#                                     (c_tests/harness/run.sh: suites
+#                                     melon-host, melon-host-valgrind)
 #   melon-host-build                  builds them without running
 # Paths are relative to the repository root. Including this file does not
 # change the includer's default goal.
@@ -41,9 +43,12 @@ MELON_HOST_SAVED_GOAL := $(.DEFAULT_GOAL)
 melon-host-build: $(MELON_HOST_PROGS) $(MELON_HOST_LIB)
 
 melon-host-check: melon-host-build
-	$(MELON_HOST_OUT)/melon_layout
-	$(MELON_HOST_OUT)/melon_layout_plain
-	$(MELON_VALGRIND) $(MELON_HOST_OUT)/melon_host_test
+	@c_tests/harness/run.sh --suite melon-host --label "Melon host fixture" \
+	  $(MELON_HOST_OUT)/melon_layout $(MELON_HOST_OUT)/melon_layout_plain
+	@VALGRIND="$(MELON_VALGRIND)" c_tests/harness/run.sh --valgrind --suite melon-host-valgrind \
+	  --label "Melon host fixture" $(MELON_HOST_OUT)/melon_host_test
+
+SUITES += melon-host melon-host-valgrind
 
 # Layout checks need only OpenSSL's headers (types), not its libraries.
 $(MELON_HOST_OUT)/melon_layout: c_tests/melon/melon_layout.c $(MELON_COMPAT_INC)/mln_connection.h \
