@@ -1,5 +1,7 @@
 # corotls: build, test, install.
 #
+#   make deps            the Debian packages the build and the tests need (scripts/deps.sh;
+#                        apt-get, through sudo only when not root)
 #   make                 release library (libcorotls.so/.a, libcorotls_melon.so) + examples
 #   make demo            two coroutines (server + client) on one corotls loop: the Melang tls example
 #   make check           every test: cargo tests, C tests against real peers, valgrind,
@@ -52,7 +54,7 @@ EXAMPLES :=
 CHECK_DIR := target/check
 SUITE     := c_tests/harness/suite.sh
 
-.PHONY: all lib examples demo check check-suites check-summary install clean bench cargo-test header header-check \
+.PHONY: all lib examples demo deps check check-suites check-summary install clean bench cargo-test header header-check \
         version fmt-check
 
 all: lib examples
@@ -108,6 +110,9 @@ SUITES += header
 
 version:
 	@echo $(VERSION)
+
+deps:
+	@scripts/deps.sh
 
 # Rust sources stay rustfmt-clean (skipped where rustfmt is not installed).
 fmt-check:
