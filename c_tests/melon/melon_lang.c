@@ -7,6 +7,8 @@
  * live, an fd handed to another thread, an SSL attached by the caller with
  * bytes written straight into its read BIO; then bad input and a peer that
  * vanishes at every step.
+ * (One test program over 600 lines on purpose: it follows its spec
+ * section scenario by scenario over shared fixtures.)
  */
 #include "melon_util.h"
 #include <sys/epoll.h>
