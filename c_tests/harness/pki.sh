@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # c_tests/harness/pki.sh -- the helpers every certificate script of the C
 # tests uses (c_tests/harness/certs.sh, c_tests/silly/certs.sh); sourced,
 # not run.  Only the openssl CLI (OpenSSL 3.0+).
