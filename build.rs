@@ -46,23 +46,30 @@ fn main() {
     let mut text = Vec::new();
     bindings.write(&mut text);
 
-    write_if_changed(&out_dir.join("corotls.h"), &text);
-    // OUT_DIR is <target>/<profile>/build/corotls-<hash>/out.
+    let in_out_dir = out_dir.join("corotls.h");
+    write_if_changed(&in_out_dir, &text).unwrap_or_else(|e| panic!("{}: {e}", in_out_dir.display()));
+    // OUT_DIR is <target>/<profile>/build/corotls-<hash>/out: the copy
+    // beside the library is what make uses; a build elsewhere (corotls as
+    // a dependency) can do without it.
     if let Some(profile_dir) = out_dir.ancestors().nth(3) {
-        write_if_changed(&profile_dir.join("include/corotls.h"), &text);
+        let beside_lib = profile_dir.join("include/corotls.h");
+        if let Err(e) = write_if_changed(&beside_lib, &text) {
+            println!("cargo:warning=corotls.h not written to {}: {e}", beside_lib.display());
+        }
     }
 }
 
 /// Write `text` to `path` unless it already holds exactly that, so the file
 /// keeps its date (and make does not rebuild what depends on it).  Written
 /// to a temporary file and renamed: a reader never sees half a header.
-fn write_if_changed(path: &Path, text: &[u8]) {
+fn write_if_changed(path: &Path, text: &[u8]) -> std::io::Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == text) {
-        return;
+        return Ok(());
     }
-    let dir = path.parent().expect("a header path has a directory");
-    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension(format!("h.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename to {}: {e}", path.display()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
