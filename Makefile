@@ -1,14 +1,19 @@
 # corotls: build, test, install.
 #
+#   make deps            the Debian packages the build and the tests need (scripts/deps.sh;
+#                        apt-get, through sudo only when not root)
 #   make                 release library (libcorotls.so/.a, libcorotls_melon.so) + examples
 #   make demo            two coroutines (server + client) on one corotls loop: the Melang tls example
 #   make check           every test: cargo tests, C tests against real peers, valgrind,
-#                        TLS scanners (sslyze, testssl.sh: make scan-venv, apt-get install testssl.sh)
+#                        TLS scanners (sslyze, testssl.sh: make scan-venv, apt-get install testssl.sh);
+#                        ends with a table of the suites and "make check: N passed, M failed"
 #   make install PREFIX=/usr/local
+#   make header          refresh the committed include/corotls.h from the build (then commit it)
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
 #
 # Parts of the tree contribute through fragments, each adding its checks to
-# CHECKS and its programs to EXAMPLES.
+# CHECKS, the names of the suites those record to SUITES, and its programs
+# to EXAMPLES.
 
 ifeq ($(origin CC),default)
 CC := gcc
@@ -18,12 +23,17 @@ PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib
 INCDIR   ?= $(PREFIX)/include
 SONAME   := libcorotls.so.0
-VERSION  := 0.1.0
+# The version is written once, in Cargo.toml's [package] section.
+VERSION  := $(shell sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
 
 RELEASE  := target/release
 LIB_SO   := $(RELEASE)/libcorotls.so
 LIB_A    := $(RELEASE)/libcorotls.a
+# The header C programs compile against and `make install` installs: committed,
+# so users of the source tree need no Rust to read the API.  The build
+# generates GEN_HEADER (build.rs, cbindgen); header-check proves them equal.
 HEADER   := include/corotls.h
+GEN_HEADER := $(RELEASE)/include/corotls.h
 OUT      := target/c_tests
 EX_OUT   := target/examples
 
@@ -34,9 +44,18 @@ C_LIBS     := -lcorotls -lpthread
 VALGRIND   := valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q
 
 CHECKS   :=
+SUITES   :=
 EXAMPLES :=
 
-.PHONY: all lib examples demo check install clean bench cargo-test header-check dlopen-check install-check fmt-check
+# make check: every suite records "name passed failed seconds" in
+# $(CHECK_DIR)/results.tsv (c_tests/harness/suite.sh NAME CMD..., or
+# c_tests/harness/run.sh --suite NAME); check-summary prints the table and the
+# total, and fails when a suite failed or did not run.
+CHECK_DIR := target/check
+SUITE     := c_tests/harness/suite.sh
+
+.PHONY: all lib examples demo deps check check-suites check-summary install clean bench cargo-test header header-check \
+        version fmt-check
 
 all: lib examples
 
@@ -52,54 +71,73 @@ all: lib examples
 # when it changed.
 .PHONY: FORCE
 FORCE:
-$(LIB_SO) $(LIB_A) $(HEADER): FORCE
+$(LIB_SO) $(LIB_A) $(GEN_HEADER): FORCE
 	@$(CARGO) build --release -p corotls
 	@ln -sf libcorotls.so $(RELEASE)/$(SONAME)
 
 lib: $(LIB_SO)
 
-include c_tests/harness.mk
-include c_tests/native.mk
+include c_tests/harness/harness.mk
+include c_tests/package/package.mk
+include c_tests/native/native.mk
 include examples/examples.mk
 include benches/bench.mk
-include c_tests/melon_host/melon.mk
--include c_tests/loop.mk
--include adapters/melon/melon.mk
--include adapters/silly/silly.mk
+include c_tests/melon/melon_host/melon.mk
+include c_tests/loop/loop.mk
+include adapters/melon/melon.mk
+include adapters/silly/silly.mk
 include c_tests/scan/scan.mk
 
 examples: $(EXAMPLES)
 
 cargo-test: $(HARNESS_CERTS)
-	$(CARGO) test --workspace --quiet
+	@$(SUITE) cargo-test $(CARGO) test --workspace --quiet
+SUITES += cargo-test
 
 # The committed header must be what the build generates.
-header-check: $(LIB_SO)
-	@git diff --quiet -- $(HEADER) 2>/dev/null || { \
-	  echo "include/corotls.h differs from the committed one: commit the regenerated header"; \
-	  git --no-pager diff --stat -- $(HEADER); exit 1; }
-	@echo "header: include/corotls.h matches the build"
+header: $(GEN_HEADER)
+	@if cmp -s $(GEN_HEADER) $(HEADER); then echo "header: $(HEADER) is up to date"; \
+	 else cp $(GEN_HEADER) $(HEADER) && echo "header: $(HEADER) refreshed from $(GEN_HEADER); commit it"; fi
+
+HEADER_CHECK = cmp -s $(GEN_HEADER) $(HEADER) || { \
+	  diff -u $(HEADER) $(GEN_HEADER) | head -40; \
+	  echo "header-check: FAIL - $(HEADER) is not what the build generates ($(GEN_HEADER));"; \
+	  echo "              run make header and commit $(HEADER)"; exit 1; }
+
+header-check: $(GEN_HEADER)
+	@$(SUITE) header sh -c '$(HEADER_CHECK); echo "header: $(HEADER) matches the build"'
+SUITES += header
+
+version:
+	@echo $(VERSION)
+
+deps:
+	@scripts/deps.sh
 
 # Rust sources stay rustfmt-clean (skipped where rustfmt is not installed).
 fmt-check:
-	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all --check && echo "rustfmt: clean"; \
-	 else echo "rustfmt: not installed, skipped"; fi
+	@$(SUITE) rustfmt sh -c 'if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all --check && \
+	   echo "rustfmt: clean"; else echo "rustfmt: not installed, skipped"; fi'
+SUITES += rustfmt
 
-# libcorotls.so must load alone: no undefined symbols beyond libc/libssl/libcrypto.
-dlopen-check: $(OUT)/dlopen_check
-	@$(OUT)/dlopen_check $(abspath $(LIB_SO))
-	@c_tests/symbols_check.sh $(LIB_SO)
+# The suites run in this order and stop at the first failure (make -k goes
+# on); the summary comes either way.
+check:
+	@rm -rf $(CHECK_DIR) && mkdir -p $(CHECK_DIR) && date +%s >$(CHECK_DIR)/started
+	@$(MAKE) --no-print-directory check-suites || { $(MAKE) --no-print-directory check-summary; exit 1; }
+	@$(MAKE) --no-print-directory check-summary
 
-install-check: $(LIB_SO)
-	@c_tests/install_check.sh
+check-suites: fmt-check cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
 
-check: fmt-check cargo-test header-check dlopen-check install-check harness-check $(CHECKS) melon-host-check
-	@echo "make check: all suites passed"
+check-summary:
+	@c_tests/harness/summary.sh $(SUITES)
 
 demo: $(EX_OUT)/two_coroutines
 	@bash examples/demo.sh
 
-install: $(LIB_SO) $(LIB_A)
+# Never install a header that does not match the library.
+install: $(LIB_SO) $(LIB_A) $(GEN_HEADER)
+	@$(HEADER_CHECK)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/libcorotls.so.$(VERSION)
 	ln -sf libcorotls.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)

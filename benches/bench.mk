@@ -9,6 +9,8 @@ bench: $(OUT)/bench $(HARNESS_CERTS)
 	$(OUT)/bench --certdir $(HARNESS_CERTDIR)
 
 bench-smoke: $(OUT)/bench $(HARNESS_CERTS)
-	@$(OUT)/bench --quick --certdir $(HARNESS_CERTDIR) | grep '^summary' | sed 's/^/bench --quick: /'
+	@$(SUITE) bench-smoke bash -o pipefail -c \
+	  "$(OUT)/bench --quick --certdir $(HARNESS_CERTDIR) | grep '^summary' | sed 's/^/bench --quick: /'"
 
 CHECKS += bench-smoke
+SUITES += bench-smoke

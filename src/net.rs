@@ -552,6 +552,16 @@ pub fn peer_addr(fd: RawFd) -> Result<SocketAddr> {
 mod tests {
     use super::*;
 
+    /// Accept the connection a client just started: wait (up to 5 s) for
+    /// the listener to become readable, then it must be there.
+    fn accept_one(l: RawFd) -> RawFd {
+        let mut pfd = libc::pollfd { fd: l, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
+        assert_eq!(n, 1, "the listener became readable");
+        accept(l).unwrap().expect("a connection is waiting")
+    }
+
     #[test]
     fn numeric_lookup_never_resolves_names() {
         assert_eq!(resolve(Some("localhost"), "443", false, Lookup::NumericOnly).unwrap(), None);
@@ -587,15 +597,7 @@ mod tests {
                 unsafe { libc::poll(&mut pfd, 1, 5000) };
             }
             assert_eq!(connect_result(c).unwrap(), Some(()));
-            let mut a = None;
-            for _ in 0..100 {
-                a = accept(l).unwrap();
-                if a.is_some() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            let a = a.expect("accepted");
+            let a = accept_one(l);
             assert_eq!(peer_addr(a).unwrap(), local_addr(c).unwrap());
             assert_eq!(accept(l).unwrap(), None);
             for fd in [a, c, l] {
@@ -609,8 +611,7 @@ mod tests {
         let l = listen(Some("127.0.0.1"), "0", 8).unwrap();
         let port = local_addr(l).unwrap().port().to_string();
         let (c, _) = connect_start(&local_addr(l).unwrap()).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let a = accept(l).unwrap().unwrap();
+        let a = accept_one(l);
         // The server side closes first: its end goes to TIME_WAIT.
         close_fd(a);
         close_fd(c);

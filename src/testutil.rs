@@ -1,4 +1,4 @@
-//! Test helpers: the certificates of `c_tests/certs.sh`, generated once per
+//! Test helpers: the certificates of `c_tests/harness/certs.sh`, generated once per
 //! test run into target/certs.
 
 use std::path::{Path, PathBuf};
@@ -10,11 +10,11 @@ pub fn certdir() -> &'static Path {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = root.join("target/certs");
         let st = std::process::Command::new("bash")
-            .arg(root.join("c_tests/certs.sh"))
+            .arg(root.join("c_tests/harness/certs.sh"))
             .arg(&dir)
             .status()
-            .expect("run c_tests/certs.sh");
-        assert!(st.success(), "c_tests/certs.sh failed");
+            .expect("run c_tests/harness/certs.sh");
+        assert!(st.success(), "c_tests/harness/certs.sh failed");
         dir
     })
 }

@@ -1,5 +1,5 @@
 # corotls: the Melon face (libcorotls_melon.so / .a) and its checks.
-# Included by the top-level Makefile (after c_tests/melon_host/melon.mk).
+# Included by the top-level Makefile (after c_tests/melon/melon_host/melon.mk).
 #
 #   make lib                 also builds the face
 #   make melon-face-check    nm checks, layout proof against the Rust report,
@@ -21,19 +21,19 @@ $(MELON_FACE_SO) $(MELON_FACE_A): FORCE
 
 lib: $(MELON_FACE_SO)
 
-MELON_FACE_CFLAGS := $(C_CFLAGS) -pthread -DMLN_TLS -I include/melon -I $(MELON_HOST_INC) -I c_tests
+MELON_FACE_CFLAGS := $(C_CFLAGS) -pthread -DMLN_TLS -I include/melon -I $(MELON_HOST_INC) -I c_tests/melon $(HARNESS_INC)
 MELON_FACE_LINK   := -L $(RELEASE) -Wl,-rpath,$(abspath $(RELEASE)) -lcorotls_melon $(MELON_HOST_LIB) \
                      -lssl -lcrypto -lpthread
-MELON_FACE_DEPS   := $(MELON_FACE_SO) $(MELON_HOST_LIB) c_tests/melon_util.h include/melon/mln_connection.h \
+MELON_FACE_DEPS   := $(MELON_FACE_SO) $(MELON_HOST_LIB) c_tests/melon/melon_util.h include/melon/mln_connection.h \
                      $(MELON_HOST_HDRS) $(HARNESS_OBJ) $(HARNESS_HDR)
 MELON_FACE_TESTS  := $(OUT)/melon_plain $(OUT)/melon_tls $(OUT)/melon_lang
 
-$(OUT)/melon_%: c_tests/melon_%.c $(MELON_FACE_DEPS)
+$(OUT)/melon_%: c_tests/melon/melon_%.c $(MELON_FACE_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(MELON_FACE_CFLAGS) -o $@ $< $(HARNESS_OBJ) $(MELON_FACE_LINK)
 
 # The layout proof: C measurements compared with what the Rust face reports.
-$(OUT)/melon_layout_face: c_tests/melon_layout.c $(MELON_FACE_DEPS) $(MELON_HOST_DIR)/layout_check.h
+$(OUT)/melon_layout_face: c_tests/melon/melon_layout.c $(MELON_FACE_DEPS) $(MELON_HOST_DIR)/layout_check.h
 	@mkdir -p $(@D)
 	$(CC) $(MELON_FACE_CFLAGS) -DCOROTLS_MELON_LAYOUT_REPORT -o $@ $< $(MELON_FACE_LINK)
 
@@ -41,13 +41,12 @@ $(OUT)/melon_layout_face: c_tests/melon_layout.c $(MELON_FACE_DEPS) $(MELON_HOST
 melon-face-build: $(MELON_FACE_TESTS) $(OUT)/melon_layout_face $(MELON_FACE_A)
 
 melon-face-check: melon-face-build $(HARNESS_CERTS) $(LIB_SO)
-	bash c_tests/melon_nm.sh $(MELON_FACE_SO) $(MELON_FACE_A) $(LIB_SO)
-	$(OUT)/melon_layout_face
-	$(OUT)/melon_plain $(HARNESS_CERTDIR)
-	$(OUT)/melon_tls $(HARNESS_CERTDIR)
-	$(OUT)/melon_lang $(HARNESS_CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_plain $(HARNESS_CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_tls $(HARNESS_CERTDIR)
-	MELON_TEST_LIGHT=1 $(VALGRIND) $(OUT)/melon_lang $(HARNESS_CERTDIR)
+	@$(SUITE) melon-nm bash c_tests/melon/melon_nm.sh $(MELON_FACE_SO) $(MELON_FACE_A) $(LIB_SO)
+	@$(SUITE) melon-layout $(OUT)/melon_layout_face
+	@COROTLS_CERTDIR=$(HARNESS_CERTDIR) c_tests/harness/run.sh --suite melon-face --label "Melon face C tests" \
+	  $(MELON_FACE_TESTS)
+	@COROTLS_CERTDIR=$(HARNESS_CERTDIR) MELON_TEST_LIGHT=1 VALGRIND="$(VALGRIND)" c_tests/harness/run.sh --valgrind \
+	  --suite melon-face-valgrind --label "Melon face C tests" $(MELON_FACE_TESTS)
 
 CHECKS += melon-face-check
+SUITES += melon-nm melon-layout melon-face melon-face-valgrind

@@ -103,33 +103,34 @@ $(SILLY_TEST_HOST): c_tests/silly/host.c $(SILLY_DIR_SRC)/silly_api.h $(SILLY_TE
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O1 -g -D_GNU_SOURCE -I '$(SILLY_SYS_LUA_INC)' \
 	  -I $(SILLY_DIR_SRC) -o $@ $< -rdynamic $(SILLY_TEST_LIBS)
 
-$(SILLY_CERTDIR)/.done: c_tests/silly/certs.sh
-	sh c_tests/silly/certs.sh $(SILLY_CERTDIR)
+$(SILLY_CERTDIR)/.done: c_tests/silly/certs.sh c_tests/harness/pki.sh
+	bash c_tests/silly/certs.sh $(SILLY_CERTDIR)
 
 SILLY_TEST_INPUTS := $(SILLY_TEST_SO) $(SILLY_TEST_HOST) $(SILLY_CERTDIR)/.done $(SILLY_PKI)
 
-# $(call silly_run,PREFIX): run every test script, stopping at the first failure
-silly_run = set -e; for t in $(SILLY_TESTS); do \
+# $(call silly_run,SUITE,PREFIX): run every test script (each prints its
+# "N passed, M failed"), recorded as one suite of make check; fails when one did
+silly_run = $(SUITE) $(1) bash -c 'st=0; for t in $(SILLY_TESTS); do \
 	  echo "\# silly face: $$t"; \
-	  $(SILLY_TEST_ENV) $(1) $(SILLY_TEST_HOST) $(SILLY_TEST_OUT)/luaclib c_tests/silly/$$t $(SILLY_TEST_SO); \
-	done
+	  $(SILLY_TEST_ENV) $(2) $(SILLY_TEST_HOST) $(SILLY_TEST_OUT)/luaclib c_tests/silly/$$t $(SILLY_TEST_SO) || st=1; \
+	done; exit $$st'
 
 silly-check-native: $(SILLY_TEST_INPUTS)
-	@$(call silly_run,)
+	@$(call silly_run,silly,)
 
 silly-check-valgrind: $(SILLY_TEST_INPUTS)
-	@$(call silly_run,$(SILLY_VALGRIND_ENV) $(VALGRIND))
+	@$(call silly_run,silly-valgrind,$(SILLY_VALGRIND_ENV) $(VALGRIND))
 
 ifneq ($(SILLY_SYS_LUA_INC),)
 silly-check: silly-check-native silly-check-valgrind
 	@echo "silly face: all tests passed (natively and under valgrind)"
 else
 silly-check:
-	@echo "silly-check needs the Lua 5.4 headers and library (Debian: apt-get install liblua5.4-dev)"
-	@exit 1
+	@$(SUITE) silly sh -c 'echo "silly-check needs the Lua 5.4 headers and library (Debian: apt-get install liblua5.4-dev)"; exit 1'
 endif
 
 CHECKS += silly-check
+SUITES += silly silly-valgrind
 
 # The default `make`: the module for the Lua named by LUA_INC when it is
 # given, else a build check against the system Lua 5.4 (in target/silly-test,

@@ -1,6 +1,8 @@
 /*
  * silly_tls.c -- silly's `silly.tls.ctx` and `silly.tls.tls` Lua modules
- * over the corotls sans-IO session API.
+ * over the corotls sans-IO session API.  (One file over 600 lines on
+ * purpose: both modules share the ctx userdata, whose conf a tls object
+ * keeps, and the error helpers; the rules below bind every function here.)
  *
  * One shared object (tls.so, with ctx.so as a link to it) exports
  * luaopen_silly_tls_ctx and luaopen_silly_tls_tls.  Dropped into silly's

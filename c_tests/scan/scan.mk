@@ -23,6 +23,7 @@ $(SCAN_VENV)/.installed: $(SCAN_REQS)
 	@touch $@
 
 scan-check: $(EX_OUT)/tls_echo_server $(SCAN_VENV)/.installed
-	@c_tests/scan/scan_check.sh $(EX_OUT)/tls_echo_server
+	@$(SUITE) scan c_tests/scan/scan_check.sh $(EX_OUT)/tls_echo_server
 
 CHECKS += scan-check
+SUITES += scan

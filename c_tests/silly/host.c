@@ -1,6 +1,7 @@
 /*
  * host.c -- a stand-in for the silly executable, to test adapters/silly's
- * tls.so without silly.
+ * tls.so without silly.  (One file over 600 lines on purpose: it is one
+ * program, and the silly_* exports and the Lua `host` API share its tables.)
  *
  *     silly_host MODDIR SCRIPT.lua [ARGS...]
  *

@@ -56,7 +56,7 @@ do
 		"PEM_read_bio_PrivateKey fail", "encrypted key (never prompts for a password)")
 	fails({ { cert = A.cert, key = B.key } }, nil, "SSL_CTX_check_private_key fail",
 		"key of another certificate")
-	fails({ { cert = A.cert, key = lib.readfile(lib.certdir .. "/ec.key") } }, nil,
+	fails({ { cert = A.cert, key = lib.pki("ec.key") } }, nil,
 		"SSL_CTX_check_private_key fail", "key of another type")
 	local weak = lib.pair("weak")
 	fails({ weak }, nil, "SSL_CTX_use_certificate fail", "certificate refused by the security level")

@@ -304,10 +304,11 @@ pub extern "C" fn corotls_last_error() -> *const c_char {
     guard_value(c"".as_ptr(), || LAST_ERROR.with(|l| l.borrow().msg.as_ptr()))
 }
 
-/// The library version, e.g. "0.1.0" (static string).
+/// The library version, e.g. "0.1.0" (static string): Cargo.toml's, as
+/// COROTLS_VERSION_STRING is in the header the library was built with.
 #[no_mangle]
 pub extern "C" fn corotls_version() -> *const c_char {
-    c"0.1.0".as_ptr()
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Engine tests: client and server sessions pumping bytes to each other in
-//! memory.  Certificates come from `c_tests/certs.sh` (generated at test
-//! time into target/certs).
+//! memory.  Certificates come from `c_tests/harness/certs.sh` (generated at
+//! test time into target/certs).  One suite over 600 lines on purpose: each
+//! test is a short pump over the same helpers.
 
 use super::*;
 use crate::conf::{ConfBuilder, Identity, Verify, Version};

@@ -3,6 +3,8 @@
  * plain scenarios of Melon's connection test (spec melon.md §6.1) in our own
  * code, then the plain-path details of §3.1-§3.4: bitfield hygiene, fd -1,
  * file receive with FOLLOW, sendfile, no dropped bufs, allocation failure.
+ * (One test program over 600 lines on purpose: it follows its spec
+ * section scenario by scenario over shared fixtures.)
  */
 #include "melon_util.h"
 

@@ -7,6 +7,8 @@
  * live, an fd handed to another thread, an SSL attached by the caller with
  * bytes written straight into its read BIO; then bad input and a peer that
  * vanishes at every step.
+ * (One test program over 600 lines on purpose: it follows its spec
+ * section scenario by scenario over shared fixtures.)
  */
 #include "melon_util.h"
 #include <sys/epoll.h>
@@ -279,7 +281,35 @@ static void t_recv_coalesce(void)
 }
 
 /* A timeout drops SEND/SENT; ciphertext already produced still reaches the peer, in order. */
-struct drain_arg { int fd; volatile int go; size_t want; unsigned char *rx; size_t got; int result; };
+struct drain_arg {
+    int fd;
+    pthread_mutex_t mu; /* guards go, and publishes want and rx with it */
+    pthread_cond_t cv;
+    int go;
+    size_t want;
+    unsigned char *rx;
+    size_t got;
+    int result;
+};
+
+/* The test thread lets the server start reading want bytes into rx. */
+static void drain_go(struct drain_arg *d, size_t want, unsigned char *rx)
+{
+    pthread_mutex_lock(&d->mu);
+    d->want = want;
+    d->rx = rx;
+    d->go = 1;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void drain_wait_go(struct drain_arg *d)
+{
+    pthread_mutex_lock(&d->mu);
+    while (!d->go)
+        pthread_cond_wait(&d->cv, &d->mu);
+    pthread_mutex_unlock(&d->mu);
+}
 
 static void *drain_server(void *p)
 {
@@ -289,7 +319,7 @@ static void *drain_server(void *p)
     mln_tcp_conn_tls_init(&s.c, d->fd, g_srv);
     mln_tcp_conn_set_nonblock(&s.c, 1);
     d->result = l_handshake(&s, 10000);
-    while (!d->go) usleep(1000);
+    drain_wait_go(d);
     while (d->result == L_TRUE && d->got < d->want) {
         int r = l_recv(&s, 10000);
         if (r != L_STRING || d->got + s.len > d->want) { d->result = -r - 10; break; }
@@ -304,7 +334,7 @@ static void t_timeout_stream(void)
 {
     int sv[2];
     struct lconn c;
-    struct drain_arg d = {0};
+    struct drain_arg d = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     pthread_t th;
     size_t big = 8u << 20;
     unsigned char *data = malloc(big);
@@ -326,12 +356,12 @@ static void t_timeout_stream(void)
           (size_t)c.c.tls_pending_len);
     l_timeout_drop(&c);
     check(mln_tcp_conn_send_empty(&c.c) && mln_tcp_conn_sent_empty(&c.c), "timeout -> nil, SEND and SENT dropped");
-    d.want = k + 13;
-    d.rx = malloc(d.want);
-    d.go = 1;
+    drain_go(&d, k + 13, malloc(k + 13));
     r = l_send(&c, "AFTER-TIMEOUT", 13, 10000);
     check(r == L_TRUE, "the next send completes once the peer reads (%d)", r);
     pthread_join(th, NULL);
+    pthread_cond_destroy(&d.cv);
+    pthread_mutex_destroy(&d.mu);
     check(d.result == L_TRUE && d.got == k + 13 && memcmp(d.rx, data, k) == 0 && memcmp(d.rx + k, "AFTER-TIMEOUT", 13) == 0,
           "the peer gets exactly the %zu consumed bytes, then the next message (got %zu, result %d)", k, d.got, d.result);
     l_close(&c);

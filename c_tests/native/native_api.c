@@ -41,7 +41,15 @@ TEST(result_names_and_version)
     CHECK(!strcmp(corotls_result_name(COROTLS_ERR_VERIFY), "ERR_VERIFY"), "ERR_VERIFY");
     CHECK(!strcmp(corotls_result_name(COROTLS_ERR_CANCELLED), "ERR_CANCELLED"), "ERR_CANCELLED");
     CHECK(!strcmp(corotls_result_name(1234), "UNKNOWN"), "an unknown value is UNKNOWN");
-    CHECK(!strcmp(corotls_version(), "0.1.0"), "version string");
+    CHECK(!strcmp(corotls_version(), COROTLS_VERSION_STRING), "corotls_version() is COROTLS_VERSION_STRING (%s)",
+          corotls_version());
+    char v[64];
+    snprintf(v, sizeof v, "%d.%d.%d", COROTLS_VERSION_MAJOR, COROTLS_VERSION_MINOR, COROTLS_VERSION_PATCH);
+    size_t n = strlen(v);
+    int same = !strncmp(v, COROTLS_VERSION_STRING, n); /* then a "" or -pre / +build rest */
+    const char *rest = same ? COROTLS_VERSION_STRING + n : "?";
+    CHECK(same && (*rest == '\0' || *rest == '-' || *rest == '+'), "MAJOR.MINOR.PATCH (%s) begin COROTLS_VERSION_STRING",
+          v);
 }
 
 TEST(null_pointers_everywhere)

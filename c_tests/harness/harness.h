@@ -3,7 +3,9 @@
  *
  * Nothing here depends on the corotls API.  Build a test as
  *     $(CC) $(HARNESS_CFLAGS) $(HARNESS_INC) my_test.c $(HARNESS_SRC)
- * (see c_tests/harness.mk).  A test program looks like
+ * (see c_tests/harness/harness.mk; the implementation is in four parts,
+ * core.c, net.c, spawn.c and peers.c, described in internal.h).  A test
+ * program looks like
  *
  *     #include "harness.h"
  *     static void test_echo(void) {

@@ -1,6 +1,6 @@
 /*
  * corotls test fixture: accounting and fault injection for the Melon host
- * (c_tests/melon_host/melon_host.c). Not part of Melon's API.
+ * (c_tests/melon/melon_host/melon_host.c). Not part of Melon's API.
  */
 #ifndef MELON_HOST_H
 #define MELON_HOST_H

@@ -3,8 +3,8 @@
  * and the host fixture headers declare (spec melon.md §2), in the MLN_TLS
  * build. The plain (64-byte) build is checked by melon_layout_plain.c.
  *
- * Build: cc -std=gnu11 -DMLN_TLS -I include/melon -I c_tests/melon_host/include
- *        c_tests/melon_layout.c
+ * Build: cc -std=gnu11 -DMLN_TLS -I include/melon -I c_tests/melon/melon_host/include
+ *        c_tests/melon/melon_layout.c
  * Offsets and sizes come from the compiler; bitfield positions are measured
  * at run time from the raw bytes of a zeroed struct with one field set.
  */

@@ -3,11 +3,11 @@
  * Our own code, written from spec/melon.md; no Melon code.
  *
  * Tests link libcorotls_melon first, then the melon_host fixture archive,
- * then libssl/libcrypto (spec §7.5). Certificates come from c_tests/certs.sh;
+ * then libssl/libcrypto (spec §7.5). Certificates come from c_tests/harness/certs.sh;
  * the directory is argv[1], else $COROTLS_CERTDIR, else target/certs
  * (mu_setup hands argv[1] to harness_certdir / harness_cert).
  *
- * Output goes through c_tests/harness.h (ok/FAIL lines, "N passed, M
+ * Output goes through c_tests/harness/harness.h (ok/FAIL lines, "N passed, M
  * failed"). MELON_TEST_LIGHT=1 (set for the valgrind runs) shrinks the performance
  * rounds and relaxes wall-clock limits; every functional check stays.
  */

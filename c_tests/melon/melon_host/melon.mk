@@ -1,6 +1,6 @@
 # corotls: make fragment for the Melon host fixture and the Melon layout checks.
 # Included by the top-level Makefile; also usable alone, from the repository
-# root:  make -f c_tests/melon_host/melon.mk melon-host-check
+# root:  make -f c_tests/melon/melon_host/melon.mk melon-host-check
 #
 # Provides:
 #   MELON_HOST_SRC / MELON_HOST_INC   fixture source and include directory
@@ -8,6 +8,8 @@
 #                                     linking the Melon face lists it AFTER
 #                                     libcorotls_melon (spec melon.md §7.5)
 #   melon-host-check                  builds and runs the three programs below
+#                                     (c_tests/harness/run.sh: suites
+#                                     melon-host, melon-host-valgrind)
 #   melon-host-build                  builds them without running
 # Paths are relative to the repository root. Including this file does not
 # change the includer's default goal.
@@ -19,7 +21,7 @@ ifeq ($(origin CC),default)
 CC := gcc
 endif
 
-MELON_HOST_DIR    := c_tests/melon_host
+MELON_HOST_DIR    := c_tests/melon/melon_host
 MELON_HOST_INC    := $(MELON_HOST_DIR)/include
 MELON_HOST_SRC    := $(MELON_HOST_DIR)/melon_host.c
 MELON_HOST_HDRS   := $(wildcard $(MELON_HOST_INC)/*.h) $(MELON_HOST_DIR)/check.h
@@ -41,17 +43,20 @@ MELON_HOST_SAVED_GOAL := $(.DEFAULT_GOAL)
 melon-host-build: $(MELON_HOST_PROGS) $(MELON_HOST_LIB)
 
 melon-host-check: melon-host-build
-	$(MELON_HOST_OUT)/melon_layout
-	$(MELON_HOST_OUT)/melon_layout_plain
-	$(MELON_VALGRIND) $(MELON_HOST_OUT)/melon_host_test
+	@c_tests/harness/run.sh --suite melon-host --label "Melon host fixture" \
+	  $(MELON_HOST_OUT)/melon_layout $(MELON_HOST_OUT)/melon_layout_plain
+	@VALGRIND="$(MELON_VALGRIND)" c_tests/harness/run.sh --valgrind --suite melon-host-valgrind \
+	  --label "Melon host fixture" $(MELON_HOST_OUT)/melon_host_test
+
+SUITES += melon-host melon-host-valgrind
 
 # Layout checks need only OpenSSL's headers (types), not its libraries.
-$(MELON_HOST_OUT)/melon_layout: c_tests/melon_layout.c $(MELON_COMPAT_INC)/mln_connection.h \
+$(MELON_HOST_OUT)/melon_layout: c_tests/melon/melon_layout.c $(MELON_COMPAT_INC)/mln_connection.h \
 		$(MELON_HOST_HDRS) $(MELON_HOST_DIR)/layout_check.h
 	@mkdir -p $(@D)
 	$(CC) $(MELON_HOST_CFLAGS) -DMLN_TLS -I $(MELON_COMPAT_INC) -I $(MELON_HOST_INC) -o $@ $<
 
-$(MELON_HOST_OUT)/melon_layout_plain: c_tests/melon_layout_plain.c $(MELON_COMPAT_INC)/mln_connection.h \
+$(MELON_HOST_OUT)/melon_layout_plain: c_tests/melon/melon_layout_plain.c $(MELON_COMPAT_INC)/mln_connection.h \
 		$(MELON_HOST_HDRS) $(MELON_HOST_DIR)/layout_check.h
 	@mkdir -p $(@D)
 	$(CC) $(MELON_HOST_CFLAGS) -I $(MELON_COMPAT_INC) -I $(MELON_HOST_INC) -o $@ $<

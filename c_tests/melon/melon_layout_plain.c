@@ -4,8 +4,8 @@
  * Melon's own mln_fork.o / mln_thread.o / mln_ipc.o are compiled against
  * (spec melon.md §2.2, §7). The TLS layout is checked by melon_layout.c.
  *
- * Build: cc -std=gnu11 -I include/melon -I c_tests/melon_host/include
- *        c_tests/melon_layout_plain.c
+ * Build: cc -std=gnu11 -I include/melon -I c_tests/melon/melon_host/include
+ *        c_tests/melon/melon_layout_plain.c
  */
 #ifdef MLN_TLS
 #error "melon_layout_plain.c checks the layout WITHOUT MLN_TLS"

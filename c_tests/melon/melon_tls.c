@@ -3,6 +3,8 @@
  * of Melon's connection test (spec melon.md §6.1) in our own code, over
  * real sockets, with SSL objects the test creates and attaches itself
  * (tls_conf NULL) where the spec says so; then the conf_new rules of §3.5.
+ * (One test program over 600 lines on purpose: it follows its spec
+ * section scenario by scenario over shared fixtures.)
  */
 #include "melon_util.h"
 

@@ -1,9 +1,11 @@
-#!/bin/sh
-# certs.sh OUTDIR -- generate the test PKI used by every corotls C test.
+#!/usr/bin/env bash
+# certs.sh OUTDIR -- generate the test PKI used by every corotls C test (and
+# the Rust tests: src/testutil.rs).
 #
-# Uses only the openssl CLI (OpenSSL 3.0+).  Idempotent: does nothing when
-# OUTDIR/.done exists and is newer than this script.  Silent on success;
-# on failure prints the failing command and its output and exits non-zero.
+# Uses only the openssl CLI (OpenSSL 3.0+), through the helpers of pki.sh.
+# Idempotent: does nothing when OUTDIR/.done exists and is newer than this
+# script and pki.sh.  Silent on success; on failure prints the failing
+# command and its output and exits non-zero.
 #
 # Every certificate except expired.crt has notBefore = now - 1 day (so it is
 # valid now even with small clock differences) and a validity of ~10 years.
@@ -32,48 +34,10 @@
 #   other.key                      unrelated RSA-2048 key (mismatched-key tests)
 #   ec.crt / ec.key                as leaf, with an ECDSA P-256 key
 #   .done                          stamp, touched last
-set -eu
-
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-    echo "usage: $0 OUTDIR" >&2
-    exit 2
-fi
-OUTDIR=$1
-
-if [ -f "$OUTDIR/.done" ] && [ "$OUTDIR/.done" -nt "$0" ]; then
-    exit 0
-fi
-
-command -v openssl >/dev/null 2>&1 || { echo "certs.sh: openssl not found" >&2; exit 1; }
-
-mkdir -p "$OUTDIR"
-# Concurrent runs (parallel make, several test drivers) must not interleave
-# their files: serialize on a lock, then look at the stamp again.
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$OUTDIR/.lock"
-    flock 9
-    if [ -f "$OUTDIR/.done" ] && [ "$OUTDIR/.done" -nt "$0" ]; then
-        exit 0
-    fi
-fi
-T=$(mktemp -d "$OUTDIR/.tmp.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-LOG=$T/log
-
-# run CMD...: run quietly; on failure show the command and its output, exit 1.
-run() {
-    if ! "$@" >"$LOG" 2>&1; then
-        echo "certs.sh: command failed: $*" >&2
-        cat "$LOG" >&2
-        exit 1
-    fi
-}
-
-fail() {
-    echo "certs.sh: $*" >&2
-    exit 1
-}
+set -euo pipefail
+# shellcheck source=c_tests/harness/pki.sh
+. "$(dirname "$0")/pki.sh"
+pki_begin "$@"
 
 # notBefore for every normal certificate: one day ago (GNU date, then BSD date).
 START=$(date -u -d '1 day ago' +%Y%m%d%H%M%SZ 2>/dev/null ||
@@ -183,7 +147,7 @@ OPENSSL_CONF=$CNF
 export OPENSSL_CONF
 
 genkey() { # NAME
-    run openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/$1.key"
+    rsa_key "$1"
 }
 
 csr() { # NAME SUBJECT
@@ -227,7 +191,7 @@ sign expired ca v3_local -startdate 20200101000000Z -enddate 20200102000000Z
 genkey other
 
 # ECDSA P-256 leaf (same names as leaf).
-run openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/ec.key"
+ec_key ec
 csr ec "/CN=localhost"
 sign ec ca v3_leaf -startdate "$START" -days "$DAYS"
 
@@ -293,16 +257,13 @@ grep -q '^-----BEGIN PRIVATE KEY-----$' "$T/leaf.key" || fail "leaf.key is not P
 if openssl pkey -in "$T/leaf.enc.key" -passin pass:wrong -noout >/dev/null 2>&1; then
     fail "leaf.enc.key opens with a wrong password"
 fi
-if openssl x509 -in "$T/alt2.crt" -noout -ext subjectAltName 2>/dev/null | grep -q DNS; then
-    fail "alt2.crt must not have a subjectAltName"
-fi
+case "$(openssl x509 -in "$T/alt2.crt" -noout -ext subjectAltName 2>/dev/null || true)" in
+    *DNS*) fail "alt2.crt must not have a subjectAltName" ;;
+esac
 
 # ---------------------------------------------------------------- publish
-for f in ca.crt ca.key inter.crt inter.key leaf.crt leaf.key leaf.pkcs1.key \
-         leaf.enc.key expired.crt expired.key wronghost.crt wronghost.key \
-         selfsigned.crt selfsigned.key chained.crt chained.key chained-full.crt \
-         client.crt client.key alt1.crt alt1.key alt2.crt alt2.key \
-         garbage.pem empty.pem other.key ec.crt ec.key; do
-    mv -f "$T/$f" "$OUTDIR/$f"
-done
-touch "$OUTDIR/.done"
+pki_publish ca.crt ca.key inter.crt inter.key leaf.crt leaf.key leaf.pkcs1.key \
+    leaf.enc.key expired.crt expired.key wronghost.crt wronghost.key \
+    selfsigned.crt selfsigned.key chained.crt chained.key chained-full.crt \
+    client.crt client.key alt1.crt alt1.key alt2.crt alt2.key \
+    garbage.pem empty.pem other.key ec.crt ec.key

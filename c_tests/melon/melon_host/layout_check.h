@@ -1,6 +1,6 @@
 /*
  * corotls C tests: helpers for the Melon layout programs
- * (c_tests/melon_layout.c, c_tests/melon_layout_plain.c).
+ * (c_tests/melon/melon_layout.c, c_tests/melon/melon_layout_plain.c).
  *
  * Every measurement is printed as one check and also recorded under a stable
  * name, so that it can later be compared with the layout the Rust face
