@@ -16,6 +16,7 @@
 //!
 //! Depends on transport / session / conf only; the C ABI is `ffi::loop`.
 
+mod cancel;
 mod entry;
 mod resolver;
 mod table;
