@@ -66,6 +66,7 @@ include c_tests/melon_host/melon.mk
 -include c_tests/loop.mk
 -include adapters/melon/melon.mk
 -include adapters/silly/silly.mk
+-include adapters/melang/melang.mk
 include c_tests/scan/scan.mk
 
 examples: $(EXAMPLES)
