@@ -64,6 +64,7 @@ include examples/examples.mk
 include benches/bench.mk
 include c_tests/melon_host/melon.mk
 -include c_tests/loop.mk
+include c_tests/melang/melang.mk
 -include adapters/melon/melon.mk
 -include adapters/silly/silly.mk
 -include adapters/melang/melang.mk

@@ -181,6 +181,11 @@ int mtls_state_loop_fd(const struct mtls_state *st)
     return st->loop_fd;
 }
 
+corotls_loop *mtls_state_loop(const struct mtls_state *st)
+{
+    return st->loop;
+}
+
 static void entry_clear(struct fd_entry *e)
 {
     free(e->stash);

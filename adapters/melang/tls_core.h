@@ -126,8 +126,9 @@ struct mtls_state *mtls_state_find(void *key);
  * free the confs.  Lock held.  Never calls back into the host but for
  * unwatch. */
 void mtls_state_destroy(void *key);
-/* The loop fd of a state (tests). */
+/* The loop fd and the loop of a state (tests). */
 int mtls_state_loop_fd(const struct mtls_state *st);
+corotls_loop *mtls_state_loop(const struct mtls_state *st);
 
 /* A coroutine's record (lock held); NULL when out of memory.  The host
  * keeps it with the coroutine and calls mtls_ctx_gone when the coroutine
