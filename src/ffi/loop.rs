@@ -39,9 +39,10 @@ use std::time::Duration;
 /// ```c
 /// switch (r) {
 /// case COROTLS_OK:      return data ? string(data, len) : true;  // accept/connect: the fd
-/// case COROTLS_CLOSED:  return true;   // recv: end of stream
+/// case COROTLS_CLOSED:
+/// case COROTLS_EOF:     return op == RECV;  // recv: true at any end of stream
 /// case COROTLS_TIMEOUT: return nil;
-/// default:              return false;  // EOF, BUSY, CANCELLED, errors
+/// default:              return false;  // BUSY, CANCELLED, errors
 /// }
 /// ```
 ///
