@@ -5,6 +5,9 @@
 #   make check           every test: cargo tests, C tests against real peers, valgrind,
 #                        TLS scanners (sslyze, testssl.sh: make scan-venv, apt-get install testssl.sh)
 #   make install PREFIX=/usr/local
+#   make melang MELON_PREFIX=/usr/local/melon
+#                        tls.so, the Melang extension, against an installed stock Melon
+#                        (docs/integration-melang.md; make check does not need it)
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
 #
 # Parts of the tree contribute through fragments, each adding its checks to

@@ -80,6 +80,7 @@ struct mtls_ctx {
 struct fd_entry {
     enum kind kind;
     unsigned gen;
+    bool named; /* set_verify_host gave a name */
     struct mtls_req *pending; /* the op in flight (busy rule) */
     /* Results that reached a coroutine that was gone (only when it died
      * between the completion and its callback: corotls_loop_cancel could
@@ -801,8 +802,16 @@ static struct mtls_ret fn_set_name(struct mtls_state *st, const struct mtls_arg 
     char name[NAME_MAX_LEN + 1];
     if (!e || e->kind != K_CONN || !copy_name(&a[1], name, sizeof name))
         return ret_kind(MTLS_RET_FALSE);
+    if (!sni && name[0] == 0) {
+        /* Melon: an empty name clears the host check.  Nothing to clear
+         * while no name was given (the conf checks the chain only); a
+         * name already given cannot be taken back: false. */
+        return ret_kind(e->named ? MTLS_RET_FALSE : MTLS_RET_TRUE);
+    }
     corotls_result r =
         sni ? corotls_loop_set_sni(st->loop, fd, name) : corotls_loop_set_verify_host(st->loop, fd, name);
+    if (r == COROTLS_OK && !sni)
+        e->named = true;
     return ret_kind(r == COROTLS_OK ? MTLS_RET_TRUE : MTLS_RET_FALSE);
 }
 

@@ -391,6 +391,10 @@ TEST(set_sni_and_set_verify_host_rows)
         CHECK(CALL(&c, fn, A_INT(cfd), A_STR("localhost")) == MTLS_RET_TRUE, "%s: localhost: true", what);
     }
     CHECK(IS_FALSE(&c, CALL(&c, MTLS_SET_SNI, A_INT(cfd), A_STR(""))), "set_sni(''): false (rejected by TLS)");
+    CHECK(CALL(&s, MTLS_SET_VERIFY_HOST, A_INT(sfd), A_STR("")) == MTLS_RET_TRUE,
+          "set_verify_host(''): true while no name was given (Melon: clears the check)");
+    CHECK(IS_FALSE(&c, CALL(&c, MTLS_SET_VERIFY_HOST, A_INT(cfd), A_STR(""))),
+          "set_verify_host(''): false once a name was given (it cannot be taken back)");
     CHECK(IS_FALSE(&s, CALL(&s, MTLS_SET_SNI, A_INT(sfd), A_STR("localhost"))), "set_sni on a server end: false");
     int kc = CALL(&c, MTLS_HANDSHAKE, A_INT(cfd), A_INT(5000));
     int ks = RUN(&s, MTLS_HANDSHAKE, A_INT(sfd), A_INT(5000));
