@@ -9,6 +9,9 @@
 #                        ends with a table of the suites and "make check: N passed, M failed"
 #   make install PREFIX=/usr/local
 #   make header          refresh the committed include/corotls.h from the build (then commit it)
+#   make melang MELON_PREFIX=/usr/local/melon
+#                        tls.so, the Melang extension, against an installed stock Melon
+#                        (docs/integration-melang.md; make check does not need it)
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
 #
 # Parts of the tree contribute through fragments, each adding its checks to
@@ -86,6 +89,8 @@ include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
 include adapters/melon/melon.mk
 include adapters/silly/silly.mk
+include adapters/melang/melang.mk
+include c_tests/melang/melang.mk
 include c_tests/scan/scan.mk
 
 examples: $(EXAMPLES)

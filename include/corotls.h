@@ -358,9 +358,10 @@ typedef struct corotls_conn corotls_conn;
  * ```c
  * switch (r) {
  * case COROTLS_OK:      return data ? string(data, len) : true;  // accept/connect: the fd
- * case COROTLS_CLOSED:  return true;   // recv: end of stream
+ * case COROTLS_CLOSED:
+ * case COROTLS_EOF:     return op == RECV;  // recv: true at any end of stream
  * case COROTLS_TIMEOUT: return nil;
- * default:              return false;  // EOF, BUSY, CANCELLED, errors
+ * default:              return false;  // BUSY, CANCELLED, errors
  * }
  * ```
  *
@@ -570,6 +571,18 @@ corotls_result corotls_conf_builder_set_verify(corotls_conf_builder *b, int32_t 
  * contract of a runtime that checks names on request only.
  */
 corotls_result corotls_conf_builder_set_verify_name(corotls_conf_builder *b, bool on);
+
+/**
+ * Let a conf that verifies peers build with no trust at all (no CA file,
+ * directory, PEM or system store): every peer certificate then fails
+ * verification, so every handshake with a certificate fails with
+ * COROTLS_ERR_VERIFY.  Without this call corotls_conf_builder_build
+ * refuses such a conf (COROTLS_ERR_ARG, reason COROTLS_REASON_TRUST).
+ * Trust added as well is used as usual.  For hosts whose contract is
+ * "verify without a CA builds, then fails" (Melon's and Melang's
+ * `conf_new(..., verify)` without `ca`); it weakens nothing.
+ */
+corotls_result corotls_conf_builder_allow_empty_trust(corotls_conf_builder *b);
 
 /**
  * Allow TLS versions from `min` to `max` (COROTLS_TLS1_2, COROTLS_TLS1_3).
@@ -1041,6 +1054,33 @@ corotls_result corotls_loop_read_until(corotls_loop *l,
  * open in this loop (e.g. a second close).
  */
 corotls_result corotls_loop_close(corotls_loop *l, int32_t fd);
+
+/**
+ * Cancel the operation in flight on `fd` without closing the fd: for a
+ * host whose waiting caller went away (a coroutine killed while it
+ * waited) while others may go on using the connection.  The operation
+ * completes with COROTLS_ERR_CANCELLED at the next dispatch (never from
+ * inside this call), its callback runs exactly once as usual, and the fd
+ * is usable at once (a new operation is not BUSY).  Nothing is lost:
+ * - recv / read / read_until consume nothing: plaintext already received
+ *   stays buffered for the next read;
+ * - send stops taking new plaintext; ciphertext already produced still
+ *   goes out, in order, first (the callback's `len` counts the bytes of
+ *   the data that reached the stream, as after a timeout);
+ * - handshake resumes with the next operation;
+ * - accept leaves the listener as it was (waiting connections stay in the
+ *   backlog for the next accept);
+ * - connect is the exception: the connection does not exist yet, so its
+ *   socket is closed and the fd leaves the table (the callback's `fd` is
+ *   -1), as when a connect times out.
+ *
+ * COROTLS_OK when an operation was cancelled.  COROTLS_ERR_ARG when `fd`
+ * is not open in this loop or has no operation in flight, also when its
+ * operation has just completed and its callback is still to run (that
+ * callback then brings the operation's real result).  A connect whose
+ * name is still being resolved has no fd yet and cannot be cancelled.
+ */
+corotls_result corotls_loop_cancel(corotls_loop *l, int32_t fd);
 
 /**
  * silly's limit: stop reading from the socket while `bytes` of plaintext

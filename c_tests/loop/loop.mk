@@ -4,7 +4,7 @@
 # `make loop-check` runs every test program, then runs them all again under
 # valgrind with COROTLS_TEST_QUICK=1 (smaller connection counts).
 
-LOOP_TESTS := $(addprefix $(OUT)/,loop_api loop_timeouts loop_deadlines loop_siege loop_flow loop_threads loop_load loop_sclient loop_examples)
+LOOP_TESTS := $(addprefix $(OUT)/,loop_api loop_cancel loop_timeouts loop_deadlines loop_siege loop_flow loop_threads loop_load loop_sclient loop_examples)
 LOOP_UTIL  := c_tests/loop/loop_util.c c_tests/native/tls_util.c
 LOOP_HDRS  := c_tests/loop/loop_util.h c_tests/native/tls_util.h
 LOOP_INC   := -I c_tests/loop -I c_tests/native

@@ -215,6 +215,62 @@ TEST(verifying_without_trust_fails_at_build)
     corotls_conf_builder_free(b);
 }
 
+/* corotls_conf_builder_allow_empty_trust: the explicit way to build a
+ * verifying conf with no trust (Melang's conf_new(..., verify=true) without
+ * a CA): it builds, and every handshake then fails verification, with a
+ * name or without, with the name check on or off. */
+TEST(empty_trust_builds_on_request_and_then_fails_every_handshake)
+{
+    CHECK(corotls_conf_builder_allow_empty_trust(NULL) == COROTLS_ERR_ARG, "NULL builder is ERR_ARG");
+    corotls_conf_builder *b = NULL;
+    corotls_conf *conf = NULL;
+    REQUIRE(corotls_conf_builder_new(COROTLS_CLIENT, &b) == COROTLS_OK, "client builder");
+    CHECK(corotls_conf_builder_allow_empty_trust(b) == COROTLS_OK, "allow_empty_trust");
+    CHECK(corotls_conf_builder_set_verify_name(b, false) == COROTLS_OK, "chain only");
+    corotls_result r = corotls_conf_builder_build(b, &conf);
+    REQUIRE(r == COROTLS_OK && conf, "a verifying client without trust builds: %s (%s)", corotls_result_name(r),
+            corotls_last_error());
+    corotls_conf_builder_free(b);
+    REQUIRE(start_server("leaf.crt") == 0, "s_server with leaf.crt");
+    const char *names[] = {NULL, "localhost"};
+    for (int i = 0; i < 2; i++) {
+        int fd = harness_connect_loopback(server_port);
+        corotls_conn *c = NULL;
+        r = corotls_conn_new(conf, fd, &c);
+        if (r == COROTLS_OK && names[i])
+            r = corotls_conn_set_verify_host(c, names[i]);
+        if (r == COROTLS_OK)
+            r = util_handshake(c, T);
+        int64_t detail = 0;
+        corotls_reason why = c ? corotls_conn_reason(c, &detail) : COROTLS_REASON_NONE;
+        CHECK(r == COROTLS_ERR_VERIFY && why == COROTLS_REASON_VERIFY,
+              "handshake %s verify_host fails verification: %s, reason %s %lld (%s)", names[i] ? "with" : "without",
+              corotls_result_name(r), corotls_reason_name(why), (long long)detail, c ? corotls_conn_error(c) : "");
+        corotls_conn_free(c);
+        close(fd);
+    }
+    harness_kill(server_pid);
+    corotls_conf_free(conf);
+
+    /* A server that requires client certificates, with no trust. */
+    REQUIRE(corotls_conf_builder_new(COROTLS_SERVER, &b) == COROTLS_OK, "server builder");
+    REQUIRE(corotls_conf_builder_add_identity_file(b, harness_cert("leaf.crt"), harness_cert("leaf.key"), NULL) ==
+                    COROTLS_OK &&
+                corotls_conf_builder_set_verify(b, COROTLS_VERIFY_REQUIRE) == COROTLS_OK &&
+                corotls_conf_builder_allow_empty_trust(b) == COROTLS_OK,
+            "a server that requires client certificates, empty trust allowed");
+    conf = NULL;
+    r = corotls_conf_builder_build(b, &conf);
+    CHECK(r == COROTLS_OK && conf, "builds: %s (%s)", corotls_result_name(r), corotls_last_error());
+    corotls_conf_free(conf);
+    /* Trust given as well is used as usual. */
+    REQUIRE(corotls_conf_builder_add_ca_file(b, harness_cert("ca.crt")) == COROTLS_OK, "add a CA too");
+    conf = NULL;
+    CHECK(corotls_conf_builder_build(b, &conf) == COROTLS_OK && conf, "still builds");
+    corotls_conf_free(conf);
+    corotls_conf_builder_free(b);
+}
+
 int main(void)
 {
     return harness_run_all();

@@ -231,6 +231,22 @@ pub unsafe extern "C" fn corotls_conf_builder_set_verify_name(b: *mut corotls_co
     })
 }
 
+/// Let a conf that verifies peers build with no trust at all (no CA file,
+/// directory, PEM or system store): every peer certificate then fails
+/// verification, so every handshake with a certificate fails with
+/// COROTLS_ERR_VERIFY.  Without this call corotls_conf_builder_build
+/// refuses such a conf (COROTLS_ERR_ARG, reason COROTLS_REASON_TRUST).
+/// Trust added as well is used as usual.  For hosts whose contract is
+/// "verify without a CA builds, then fails" (Melon's and Melang's
+/// `conf_new(..., verify)` without `ca`); it weakens nothing.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_conf_builder_allow_empty_trust(b: *mut corotls_conf_builder) -> Code {
+    guard(|| {
+        builder(b)?.allow_empty_trust();
+        Ok(())
+    })
+}
+
 /// Allow TLS versions from `min` to `max` (COROTLS_TLS1_2, COROTLS_TLS1_3).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_set_versions(b: *mut corotls_conf_builder, min: i32, max: i32) -> Code {

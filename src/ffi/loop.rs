@@ -39,9 +39,10 @@ use std::time::Duration;
 /// ```c
 /// switch (r) {
 /// case COROTLS_OK:      return data ? string(data, len) : true;  // accept/connect: the fd
-/// case COROTLS_CLOSED:  return true;   // recv: end of stream
+/// case COROTLS_CLOSED:
+/// case COROTLS_EOF:     return op == RECV;  // recv: true at any end of stream
 /// case COROTLS_TIMEOUT: return nil;
-/// default:              return false;  // EOF, BUSY, CANCELLED, errors
+/// default:              return false;  // BUSY, CANCELLED, errors
 /// }
 /// ```
 ///
@@ -574,6 +575,34 @@ pub unsafe extern "C" fn corotls_loop_read_until(
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_close(l: *mut corotls_loop, fd: i32) -> Code {
     guard(|| loop_ref(l)?.close(fd))
+}
+
+/// Cancel the operation in flight on `fd` without closing the fd: for a
+/// host whose waiting caller went away (a coroutine killed while it
+/// waited) while others may go on using the connection.  The operation
+/// completes with COROTLS_ERR_CANCELLED at the next dispatch (never from
+/// inside this call), its callback runs exactly once as usual, and the fd
+/// is usable at once (a new operation is not BUSY).  Nothing is lost:
+/// - recv / read / read_until consume nothing: plaintext already received
+///   stays buffered for the next read;
+/// - send stops taking new plaintext; ciphertext already produced still
+///   goes out, in order, first (the callback's `len` counts the bytes of
+///   the data that reached the stream, as after a timeout);
+/// - handshake resumes with the next operation;
+/// - accept leaves the listener as it was (waiting connections stay in the
+///   backlog for the next accept);
+/// - connect is the exception: the connection does not exist yet, so its
+///   socket is closed and the fd leaves the table (the callback's `fd` is
+///   -1), as when a connect times out.
+///
+/// COROTLS_OK when an operation was cancelled.  COROTLS_ERR_ARG when `fd`
+/// is not open in this loop or has no operation in flight, also when its
+/// operation has just completed and its callback is still to run (that
+/// callback then brings the operation's real result).  A connect whose
+/// name is still being resolved has no fd yet and cannot be cancelled.
+#[no_mangle]
+pub unsafe extern "C" fn corotls_loop_cancel(l: *mut corotls_loop, fd: i32) -> Code {
+    guard(|| loop_ref(l)?.cancel(fd))
 }
 
 /// silly's limit: stop reading from the socket while `bytes` of plaintext

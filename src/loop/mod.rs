@@ -19,11 +19,13 @@
 //! Files: this one holds the types hosts see and the shared state; `api`
 //! the public calls; `ops` the life of entries and operations; `accept`
 //! and `connect` the two ways a connection starts (with the server
-//! deadlines); `dispatch` the reactor step; `entry` one connection or
+//! deadlines); `cancel` ending an operation but not its connection;
+//! `dispatch` the reactor step; `entry` one connection or
 //! listener; `table` the fd table; `timers` and `resolver` their own.
 
 mod accept;
 mod api;
+mod cancel;
 mod connect;
 mod dispatch;
 mod entry;
