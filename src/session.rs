@@ -14,67 +14,19 @@ use crate::conf::{Conf, Role};
 use crate::error::{Code::*, Error, Reason, Reason::*, Result};
 use crate::ossl::ssl::{Ssl, SslRef};
 use crate::ossl::{self, fifo, verify_error_string};
+use plain::PlainBuf;
 use std::ffi::CString;
-
-/// Plaintext decrypted but not yet taken: bytes `[start..end]` of `buf`.
-/// `buf` stays initialised up to its length, so refilling the tail costs no
-/// zeroing.
-#[derive(Default)]
-struct PlainBuf {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-}
 
 /// Ciphertext a session holds undecrypted at most (`feed` refuses more):
 /// a peer or host cannot make it grow without bound.
 pub const MAX_INPUT: usize = 4 * 1024 * 1024;
 
 /// Decrypt in steps of one maximal TLS record.
-const RECORD: usize = 16 * 1024;
+pub(super) const RECORD: usize = 16 * 1024;
 /// Ciphertext added per record beyond its plaintext: header, explicit IV,
 /// tag or MAC and padding (TLS 1.3 needs 22; CBC suites in TLS 1.2 up to
 /// 5 + 16 + 48 + 256).
 const MAX_RECORD_OVERHEAD: usize = 325;
-
-impl PlainBuf {
-    fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-    fn len(&self) -> usize {
-        self.end - self.start
-    }
-    fn consume(&mut self, n: usize) {
-        self.start += n.min(self.len());
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            if self.buf.len() > 4 * RECORD {
-                // An idle session should not pin a burst's worth of memory.
-                self.buf = Vec::new();
-            }
-        }
-    }
-    /// Writable room for at least one record after the live bytes, moving
-    /// them to the front when that avoids growing.
-    fn spare(&mut self) -> &mut [u8] {
-        if self.buf.len() - self.end < RECORD {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() - self.end < RECORD {
-                let grow = (self.buf.len()).max(RECORD);
-                self.buf.resize(self.buf.len() + grow, 0);
-            }
-        }
-        &mut self.buf[self.end..]
-    }
-    fn commit(&mut self, used: usize) {
-        self.end += used;
-    }
-}
 
 /// Connection facts known once the handshake is done, kept as C strings so
 /// the C API can hand out pointers.
@@ -607,5 +559,6 @@ impl Session {
 pub mod host;
 pub use host::HostSsl;
 
+mod plain;
 #[cfg(test)]
 mod tests;

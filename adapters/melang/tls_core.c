@@ -5,6 +5,10 @@
  * before any corotls call (arguments are checked first: a Melang error
  * never unwinds through a Rust frame).  corotls results are mapped by
  * result code alone (§5.2), never by message text.
+ *
+ * (One file over 600 lines on purpose: the table, the request records and
+ * the script functions are one state machine; split, each part would
+ * reach into the others' internals.)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

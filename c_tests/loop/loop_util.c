@@ -1,4 +1,5 @@
-/* loop_util.c -- see loop_util.h. */
+/* loop_util.c -- see loop_util.h.  (Just over 600 lines: the fixtures every
+ * loop suite shares; one file keeps them one link unit.) */
 #include "loop_util.h"
 
 #include <stdio.h>

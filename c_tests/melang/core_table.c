@@ -4,7 +4,8 @@
  * checks and their exact messages, ERR (script stops) vs MSG + false,
  * every return value), through the fixture host, over real loopback
  * sockets.  Both ends of a connection are coroutines of one lang, as in
- * the seed's example.
+ * the seed's example.  (One program over 600 lines on purpose: one case
+ * per row of the table, in the table's order.)
  */
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,5 +1,7 @@
 //! `corotls_loop`: script-level TLS for coroutine hosts (the C face of
-//! `event_loop`).
+//! `event_loop`).  One module per C type, as everywhere in `ffi`: this one
+//! is over 600 lines because the loop is the largest type (its docs are
+//! the header's).
 
 use super::conf::{conf_ref, corotls_conf};
 use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, out_arg, set_last_error, slice_arg, str_arg};
