@@ -12,17 +12,6 @@
 #include "tls_util.h"
 
 #define IS(r, want) ((r) == (want))
-/* The last error message mentions `needle`. */
-static int says(const char *needle)
-{
-    const char *m = corotls_last_error();
-    if (strstr(m, needle) == NULL) {
-        harness_diag("last error: \"%s\" (wanted \"%s\")", m, needle);
-        return 0;
-    }
-    return 1;
-}
-
 static char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -21,17 +21,6 @@
 
 #define IS(r, want) ((r) == (want))
 
-/* The last error message mentions `needle`. */
-static int says(const char *needle)
-{
-    const char *m = corotls_last_error();
-    if (strstr(m, needle) == NULL) {
-        harness_diag("last error: \"%s\" (wanted \"%s\")", m, needle);
-        return 0;
-    }
-    return 1;
-}
-
 static corotls_conf_builder *builder(int role)
 {
     corotls_conf_builder *b = NULL;

@@ -261,3 +261,13 @@ void util_fill(uint8_t *p, size_t n, unsigned seed)
         p[i] = (uint8_t)x;
     }
 }
+
+int says(const char *needle)
+{
+    const char *m = corotls_last_error();
+    if (strstr(m, needle) == NULL) {
+        harness_diag("last error: \"%s\" (wanted \"%s\")", m, needle);
+        return 0;
+    }
+    return 1;
+}

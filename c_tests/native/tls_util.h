@@ -47,6 +47,10 @@ void util_echo_stop(struct echo_server *s);
  * `step` bytes at a time.  Returns the number of bytes moved. */
 size_t util_pump(corotls_session *a, corotls_session *b, size_t step);
 
+/* The thread's last error message mentions `needle` (else a diagnostic
+ * line shows the message and 0 is returned). */
+int says(const char *needle);
+
 /* A deterministic byte pattern. */
 void util_fill(uint8_t *p, size_t n, unsigned seed);
 
