@@ -270,17 +270,19 @@ pub fn parse_certs_pem(pem: &[u8], what: &str) -> Result<Vec<X509>> {
 /// The password callback handed to PEM readers: supplies the configured
 /// password, or none (so OpenSSL never prompts on a terminal).
 unsafe extern "C" fn password_cb(buf: *mut c_char, size: c_int, _rwflag: c_int, user: *mut c_void) -> c_int {
-    // SAFETY: `user` points at the Option<&[u8]> that parse_key_pem keeps
-    // alive for the duration of the PEM read.
-    let pw = unsafe { &*(user as *const Option<&[u8]>) };
-    match pw {
-        Some(p) if p.len() <= size.max(0) as usize => {
-            // SAFETY: buf has room for `size` bytes and p.len() <= size.
-            unsafe { ptr::copy_nonoverlapping(p.as_ptr(), buf as *mut u8, p.len()) };
-            p.len() as c_int
+    crate::unload::callback_guard(0, || {
+        // SAFETY: `user` points at the Option<&[u8]> that parse_key_pem keeps
+        // alive for the duration of the PEM read.
+        let pw = unsafe { &*(user as *const Option<&[u8]>) };
+        match pw {
+            Some(p) if p.len() <= size.max(0) as usize => {
+                // SAFETY: buf has room for `size` bytes and p.len() <= size.
+                unsafe { ptr::copy_nonoverlapping(p.as_ptr(), buf as *mut u8, p.len()) };
+                p.len() as c_int
+            }
+            _ => 0,
         }
-        _ => 0,
-    }
+    })
 }
 
 /// The first private key in a PEM buffer (PKCS#8, PKCS#1, SEC1; encrypted
