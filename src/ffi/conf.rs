@@ -1,7 +1,9 @@
 //! `corotls_conf_builder` and `corotls_conf`.
 
 use super::handles::Kind;
-use super::{boundary, bytes_arg, free_handle, guard, into_handle, object, opt_bytes_arg, out_arg, path_of, slice_arg, str_arg};
+use super::{
+    boundary, bytes_arg, free_handle, guard, into_handle, object, opt_bytes_arg, out_arg, path_of, slice_arg, str_arg,
+};
 use crate::conf::{Conf, ConfBuilder, Identity, Role, Verify, Version};
 use crate::error::{Code, Error, Result};
 use libc::c_char;

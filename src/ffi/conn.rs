@@ -1,11 +1,11 @@
 //! `corotls_conn`: a session bound to a non-blocking socket.
 
 use super::conf::{conf_ref, corotls_conf};
-use super::session::corotls_session;
 use super::handles::{self, Kind};
+use super::session::corotls_session;
 use super::{
-    boundary, bytes_arg, catch, finish, guard, into_handle, object, out_arg, put, required, slice_arg, slice_mut_arg,
-    set_last_error,
+    boundary, bytes_arg, catch, finish, guard, into_handle, object, out_arg, put, required, set_last_error, slice_arg,
+    slice_mut_arg,
 };
 use crate::error::{Code, Error, Reason, Result};
 use crate::transport::Conn;

@@ -4,8 +4,8 @@
 use super::conf::{conf_ref, corotls_conf};
 use super::handles::{self, Kind};
 use super::{
-    boundary, bytes_arg, guard, guard_code, into_handle, object, opt_bytes_arg, out_arg, set_last_error,
-    slice_arg, str_arg,
+    boundary, bytes_arg, guard, guard_code, into_handle, object, opt_bytes_arg, out_arg, set_last_error, slice_arg,
+    str_arg,
 };
 use crate::error::{Code, Code::*, Error, Reason, Result};
 use crate::event_loop::{Callback, Chunk, Done, Info, Loop, Read, Ready};

@@ -24,9 +24,9 @@
 
 pub mod conf;
 pub mod conn;
-pub(crate) mod handles;
 #[path = "loop.rs"]
 pub mod event_loop;
+pub(crate) mod handles;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Reason, Result};

@@ -7,12 +7,12 @@
 
 use super::{clear_errors, error, Ctx, PKey, X509};
 use crate::error::{Code::*, Reason::*, Result};
+use crate::unload::callback_guard;
 use libc::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 use openssl_sys as sys;
 use std::ffi::CStr;
-use crate::unload::callback_guard;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 extern "C" {
