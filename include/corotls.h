@@ -23,7 +23,25 @@
  *    time (it may move between threads).  No call blocks.
  *  - No call lets a Rust panic cross into C: an internal fault is reported
  *    as COROTLS_ERR_INTERNAL with a message and the object refuses further
- *    I/O.
+ *    I/O (calls returning a value give NULL, 0, -1, false or
+ *    COROTLS_REASON_INTERNAL).
+ *  - Handles are checked: every object pointer corotls hands out is
+ *    registered while it lives.  A freed pointer, a pointer of another type
+ *    (a session where a conf is expected) or one that never came from
+ *    corotls gives COROTLS_ERR_ARG, reason COROTLS_REASON_BAD_ARGUMENT,
+ *    "not a live corotls_conf" (calls returning a value give their
+ *    documented value for NULL); a second _free frees nothing and sets
+ *    corotls_last_error().  Nothing is read through such a pointer.  The
+ *    check is two atomic loads, so every call makes it, per-record calls
+ *    included.  Not caught: freeing an object while another thread is
+ *    inside a call on it (undefined, as before).
+ *  - Callbacks (corotls_loop_cb) must return normally: no longjmp out of
+ *    them, no C++ exception and no Lua error (lua_error, luaL_error)
+ *    across them.  See corotls_loop_cb for the loop calls a callback may
+ *    make.
+ *  - Unloading: unload the library (dlclose) only once every corotls object
+ *    is freed; it then releases its process-wide OpenSSL objects (nothing
+ *    is left for a leak checker at unload or exit).
  */
 
 #ifndef COROTLS_H
@@ -424,6 +442,15 @@ typedef struct corotls_session corotls_session;
  *   send, `data` is NULL and `len` counts the plaintext bytes committed to
  *   the stream: all of them on OK, on TIMEOUT the prefix that will still
  *   reach the peer.  Otherwise NULL and 0.
+ *
+ * A callback must return normally: no longjmp out of it, no C++ exception
+ * and no Lua error across it (a host whose script errors longjmp runs the
+ * script in a protected call inside the callback).  It may call, on the
+ * same loop: every operation (accept, connect, handshake, send, recv,
+ * read, read_until), close, cancel, set_sni, set_verify_host, set_limit,
+ * the timeouts, and the queries (info, reason, is_alive, unread_bytes,
+ * unsent_bytes, pending, timeout, fd).  It must not call dispatch (it
+ * gets COROTLS_BUSY), run, or free the loop.
  */
 typedef void (*corotls_loop_cb)(void *user_data,
                                 int32_t fd,

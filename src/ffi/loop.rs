@@ -103,6 +103,15 @@ pub struct corotls_loop {
 ///   send, `data` is NULL and `len` counts the plaintext bytes committed to
 ///   the stream: all of them on OK, on TIMEOUT the prefix that will still
 ///   reach the peer.  Otherwise NULL and 0.
+///
+/// A callback must return normally: no longjmp out of it, no C++ exception
+/// and no Lua error across it (a host whose script errors longjmp runs the
+/// script in a protected call inside the callback).  It may call, on the
+/// same loop: every operation (accept, connect, handshake, send, recv,
+/// read, read_until), close, cancel, set_sni, set_verify_host, set_limit,
+/// the timeouts, and the queries (info, reason, is_alive, unread_bytes,
+/// unsent_bytes, pending, timeout, fd).  It must not call dispatch (it
+/// gets COROTLS_BUSY), run, or free the loop.
 pub type corotls_loop_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize)>;
 
