@@ -74,6 +74,7 @@ const MAX_SEGS: usize = 1024;
 const INDEX_BITS: u32 = if usize::BITS >= 64 { 32 } else { 22 };
 const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 const GEN_MASK: u64 = (usize::MAX >> INDEX_BITS) as u64;
+const _: () = assert!(SEG * MAX_SEGS < INDEX_MASK);
 
 /// A slot's state word: generation << 8 | kind (0: free).
 struct Slot {
@@ -145,7 +146,8 @@ pub(crate) fn insert(ptr: *mut (), kind: Kind) -> usize {
         Some(i) => i as usize,
         None => {
             let i = a.0;
-            assert!(i < SEG * MAX_SEGS && i < INDEX_MASK, "corotls: too many live handles");
+            // SEG * MAX_SEGS (4 Mi) is below INDEX_MASK on every target.
+            assert!(i < SEG * MAX_SEGS, "corotls: too many live handles");
             if i == 0 {
                 crate::unload::at_unload(release_at_unload);
             }
