@@ -60,7 +60,7 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_
             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 LSAN_OPTIONS=report_objects=1
 
 .PHONY: check-asan asan-build asan-run
-check-asan: $(LIB_SO) $(MELON_FACE_SO) $(HARNESS_CERTS) $(SILLY_CERTDIR)/.done
+check-asan: $(LIB_SO) $(MELON_FACE_SO) $(HARNESS_CERTS) $(SILLY_CERTDIR)/.done $(LOOP_EXAMPLES) $(EX_OUT)/tls_echo_server
 	@$(ASAN_MAKE) asan-build
 	@$(ASAN_MAKE) asan-run
 
