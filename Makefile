@@ -91,6 +91,7 @@ include adapters/melon/melon.mk
 include adapters/silly/silly.mk
 include adapters/melang/melang.mk
 include c_tests/melang/melang.mk
+include c_tests/robust/robust.mk
 include c_tests/scan/scan.mk
 
 examples: $(EXAMPLES)

@@ -23,7 +23,25 @@
  *    time (it may move between threads).  No call blocks.
  *  - No call lets a Rust panic cross into C: an internal fault is reported
  *    as COROTLS_ERR_INTERNAL with a message and the object refuses further
- *    I/O.
+ *    I/O (calls returning a value give NULL, 0, -1, false or
+ *    COROTLS_REASON_INTERNAL).
+ *  - Handles are checked: every object pointer corotls hands out is
+ *    registered while it lives.  A freed pointer, a pointer of another type
+ *    (a session where a conf is expected) or one that never came from
+ *    corotls gives COROTLS_ERR_ARG, reason COROTLS_REASON_BAD_ARGUMENT,
+ *    "not a live corotls_conf" (calls returning a value give their
+ *    documented value for NULL); a second _free frees nothing and sets
+ *    corotls_last_error().  Nothing is read through such a pointer.  The
+ *    check is two atomic loads, so every call makes it, per-record calls
+ *    included.  Not caught: freeing an object while another thread is
+ *    inside a call on it (undefined, as before).
+ *  - Callbacks (corotls_loop_cb) must return normally: no longjmp out of
+ *    them, no C++ exception and no Lua error (lua_error, luaL_error)
+ *    across them.  See corotls_loop_cb for the loop calls a callback may
+ *    make.
+ *  - Unloading: unload the library (dlclose) only once every corotls object
+ *    is freed; it then releases its process-wide OpenSSL objects (nothing
+ *    is left for a leak checker at unload or exit).
  */
 
 #ifndef COROTLS_H
@@ -424,6 +442,15 @@ typedef struct corotls_session corotls_session;
  *   send, `data` is NULL and `len` counts the plaintext bytes committed to
  *   the stream: all of them on OK, on TIMEOUT the prefix that will still
  *   reach the peer.  Otherwise NULL and 0.
+ *
+ * A callback must return normally: no longjmp out of it, no C++ exception
+ * and no Lua error across it (a host whose script errors longjmp runs the
+ * script in a protected call inside the callback).  It may call, on the
+ * same loop: every operation (accept, connect, handshake, send, recv,
+ * read, read_until), close, cancel, set_sni, set_verify_host, set_limit,
+ * the timeouts, and the queries (info, reason, is_alive, unread_bytes,
+ * unsent_bytes, pending, timeout, fd).  It must not call dispatch (it
+ * gets COROTLS_BUSY), run, or free the loop.
  */
 typedef void (*corotls_loop_cb)(void *user_data,
                                 int32_t fd,
@@ -494,7 +521,10 @@ const char *corotls_version(void);
 corotls_result corotls_conf_builder_new(int32_t role, corotls_conf_builder **out);
 
 /**
- * Free a builder.  NULL does nothing.  Confs already built are unaffected.
+ * Free a builder.  NULL does nothing.  Confs already built are
+ * unaffected.  A handle that is not a live builder (freed already, or
+ * another kind of object) frees nothing and sets corotls_last_error()
+ * (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT).
  */
 void corotls_conf_builder_free(corotls_conf_builder *b);
 
@@ -670,12 +700,15 @@ corotls_result corotls_conf_new(int32_t role,
 /**
  * Release the caller's reference.  NULL does nothing.  Sessions,
  * connections and listeners that use the conf keep it alive and keep
- * working; only this handle becomes invalid.
+ * working; only this handle becomes invalid.  A handle that is not a live
+ * conf (freed already, or another kind of object) frees nothing and sets
+ * corotls_last_error() (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT).
  */
 void corotls_conf_free(corotls_conf *conf);
 
 /**
- * The conf's role (COROTLS_CLIENT or COROTLS_SERVER), or -1 for NULL.
+ * The conf's role (COROTLS_CLIENT or COROTLS_SERVER), or -1 for NULL or a
+ * handle that is not a live conf.
  */
 int32_t corotls_conf_role(const corotls_conf *conf);
 
@@ -689,7 +722,10 @@ corotls_result corotls_conn_new(const corotls_conf *conf, int32_t fd, corotls_co
 
 /**
  * Free the conn: no I/O, no close_notify, the fd is not closed.  Unsent
- * ciphertext is dropped.  NULL does nothing.
+ * ciphertext is dropped; the session handle corotls_conn_session gave
+ * out dies with it.  NULL does nothing.  A handle that is not a live conn
+ * (freed already, or another kind of object) frees nothing and sets
+ * corotls_last_error() (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT).
  */
 void corotls_conn_free(corotls_conn *c);
 
@@ -750,32 +786,37 @@ corotls_result corotls_conn_flush(corotls_conn *c);
 corotls_result corotls_conn_shutdown(corotls_conn *c);
 
 /**
- * Bytes of ciphertext not yet accepted by the socket (0 for NULL).
+ * Bytes of ciphertext not yet accepted by the socket (0 for NULL or a
+ * handle that is not a live conn).
  */
 size_t corotls_conn_unsent(const corotls_conn *c);
 
 /**
- * The socket (-1 for NULL).
+ * The socket (-1 for NULL or a handle that is not a live conn).
  */
 int32_t corotls_conn_fd(const corotls_conn *c);
 
 /**
  * The conn's session, for the corotls_session_* accessors (version,
  * cipher, alpn, peer_subject, verify_result, peer_closed, error).  Owned
- * by the conn; NULL for NULL.  Do not feed or free it.
+ * by the conn (the same handle every time, valid until corotls_conn_free);
+ * NULL for NULL or a handle that is not a live conn.  Do not feed it;
+ * corotls_session_free refuses it (COROTLS_ERR_ARG).
  */
 const corotls_session *corotls_conn_session(const corotls_conn *c);
 
 /**
  * Message of the conn's last failure ("" if none; "conn is NULL" for
- * NULL).  Owned by the conn.
+ * NULL; "not a live corotls_conn" for a handle that is not one).  Owned
+ * by the conn.
  */
 const char *corotls_conn_error(const corotls_conn *c);
 
 /**
  * Reason of the conn's last failure (COROTLS_REASON_NONE if none, or for
- * NULL), the failure corotls_conn_error describes; `*detail` (if not
- * NULL) receives its number (see corotls_reason).
+ * NULL or a handle that is not a live conn), the failure corotls_conn_error
+ * describes; `*detail` (if not NULL) receives its number (see
+ * corotls_reason).
  */
 corotls_reason corotls_conn_reason(const corotls_conn *c, int64_t *detail);
 
@@ -790,8 +831,11 @@ corotls_result corotls_loop_new(corotls_loop **out);
  * the callback of every pending operation runs now, on this thread, with
  * COROTLS_ERR_CANCELLED (those callbacks may still call the loop: new
  * operations are refused with ERR_CANCELLED, closes of its fds are
- * ERR_ARG).  NULL does nothing.  Must not be called from a callback or
- * while another thread uses the loop.
+ * ERR_ARG).  NULL does nothing; a handle that is not a live loop (freed
+ * already, or another kind of object) frees nothing and sets
+ * corotls_last_error() (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT).
+ * Must not be called from a callback or while another thread uses the
+ * loop.
  */
 void corotls_loop_free(corotls_loop *l);
 
@@ -1144,7 +1188,11 @@ corotls_result corotls_session_new(const corotls_conf *conf, corotls_session **o
 
 /**
  * Free a session (no close_notify is produced; call
- * corotls_session_shutdown first for that).  NULL does nothing.
+ * corotls_session_shutdown first for that).  NULL does nothing.  A
+ * handle that is not a live session of the caller's (freed already,
+ * borrowed from a conn by corotls_conn_session, another kind of object)
+ * frees nothing and sets corotls_last_error() (COROTLS_ERR_ARG,
+ * COROTLS_REASON_BAD_ARGUMENT).
  */
 void corotls_session_free(corotls_session *s);
 
@@ -1205,10 +1253,12 @@ size_t corotls_session_out_pending(const corotls_session *s);
 
 /**
  * Move up to `cap` bytes of ciphertext for the peer into `dst`; returns the
- * count (0 for NULL arguments).  What is returned is removed from the
+ * count (0 for NULL arguments or a handle that is not a live session).  What is returned is removed from the
  * session: send all of it, in order.
  */
-size_t corotls_session_out_read(corotls_session *s, uint8_t *dst, size_t cap);
+size_t corotls_session_out_read(corotls_session *s,
+                                uint8_t *dst,
+                                size_t cap);
 
 /**
  * Advance the handshake.  OK once complete; WANT_READ when it needs bytes
@@ -1319,8 +1369,9 @@ const char *corotls_session_peer_subject(const corotls_session *s);
 const char *corotls_session_verify_result(const corotls_session *s);
 
 /**
- * Message of the session's last failure ("" if none).  Owned by the
- * session; valid until its next call.
+ * Message of the session's last failure ("" if none; "session is NULL"
+ * for NULL, "not a live corotls_session" for a handle that is not one).
+ * Owned by the session; valid until its next call.
  */
 const char *corotls_session_error(const corotls_session *s);
 

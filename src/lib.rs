@@ -25,6 +25,7 @@ pub mod net;
 pub mod ossl;
 pub mod session;
 pub mod transport;
+pub(crate) mod unload;
 
 #[cfg(test)]
 pub(crate) mod testutil;

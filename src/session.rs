@@ -181,10 +181,10 @@ impl Session {
     }
 
     /// Note a failure: latch it if the TLS state is broken (a protocol or
-    /// verification error; usage errors leave the session as it was),
-    /// remember its message.
+    /// verification error, or a bug caught at a panic boundary; usage
+    /// errors leave the session as it was), remember its message.
     pub fn fail(&mut self, e: Error) -> Error {
-        if matches!(e.code, COROTLS_ERR_TLS | COROTLS_ERR_VERIFY) && self.fatal.is_none() {
+        if matches!(e.code, COROTLS_ERR_TLS | COROTLS_ERR_VERIFY | COROTLS_ERR_INTERNAL) && self.fatal.is_none() {
             self.fatal = Some(e.clone());
         }
         if !e.is_want() {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Run C test programs and add up their "N passed, M failed" lines.
-#   c_tests/harness/run.sh [--valgrind] [--label NAME] [--suite NAME] PROGRAM...
+#   c_tests/harness/run.sh [--valgrind | --asan] [--label NAME] [--suite NAME] PROGRAM...
 # With --valgrind each program runs under $VALGRIND (set by the Makefile),
 # with COROTLS_TEST_QUICK=1 (smaller transfers) and a longer watchdog.
+# With --asan the programs were built with sanitizers (make check-asan):
+# quick and with the longer watchdog too, but no wrapper.
 # A program that exits non-zero, or prints no summary line, without
 # reporting a failure (a crash, a missing binary) counts one failure.
 # With --suite the total is recorded for make check's summary
@@ -11,11 +13,13 @@
 set -euo pipefail
 here=$(dirname "$0")
 valgrind=0
+mode=""
 label="C tests"
 suite=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --valgrind) valgrind=1; shift ;;
+        --asan) valgrind=1; VALGRIND=env; mode=" under ASan+UBSan+LSan"; shift ;;
         --label) label="$2"; shift 2 ;;
         --suite) suite="$2"; shift 2 ;;
         *) break ;;
@@ -55,8 +59,7 @@ for prog in "$@"; do
     rm -f "$log"
 done
 [ "$total_fail" -eq 0 ] || status=1
-mode=""
-[ "$valgrind" = 1 ] && mode=" under valgrind"
+[ "$valgrind" = 1 ] && [ -z "$mode" ] && mode=" under valgrind"
 echo "$label$mode: $total_pass passed, $total_fail failed"
 if [ -n "$suite" ]; then
     "$here/suite.sh" --record "$suite" "$total_pass" "$total_fail" "$(($(date +%s) - start))" || true

@@ -2,7 +2,7 @@
 # built against the installed-style header and the shared library.
 # Included by the top-level Makefile.
 
-NATIVE_TESTS := $(addprefix $(OUT)/,native_api native_interop native_conn native_verify native_settings native_profile native_reasons)
+NATIVE_TESTS := $(addprefix $(OUT)/,native_api native_interop native_conn native_verify native_settings native_profile native_reasons native_handles)
 NATIVE_UTIL  := c_tests/native/tls_util.c
 NATIVE_INC   := -I c_tests/native
 

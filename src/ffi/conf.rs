@@ -1,6 +1,9 @@
 //! `corotls_conf_builder` and `corotls_conf`.
 
-use super::{bytes_arg, guard, guard_value, opt_bytes_arg, out_arg, path_of, slice_arg, str_arg};
+use super::handles::Kind;
+use super::{
+    boundary, bytes_arg, free_handle, guard, into_handle, object, opt_bytes_arg, out_arg, path_of, slice_arg, str_arg,
+};
 use crate::conf::{Conf, ConfBuilder, Identity, Role, Verify, Version};
 use crate::error::{Code, Error, Result};
 use libc::c_char;
@@ -52,20 +55,29 @@ pub(crate) fn role_of(v: i32) -> Result<Role> {
     }
 }
 
+/// The builder behind a live builder handle; ERR_ARG for NULL, a freed
+/// handle or another kind (checked in the registry, see `handles`).
+///
 /// # Safety
-/// `b` is NULL or a builder from corotls_conf_builder_new.
+/// The builder is used by one thread at a time (the documented contract).
 unsafe fn builder<'a>(b: *mut corotls_conf_builder) -> Result<&'a mut ConfBuilder> {
-    (b as *mut ConfBuilder).as_mut().ok_or_else(|| Error::null("builder"))
+    // SAFETY: a live Builder handle names a Box<ConfBuilder>.
+    Ok(&mut *object::<ConfBuilder>(b as usize, Kind::Builder, "builder")?)
 }
 
+/// The conf behind a live conf handle; ERR_ARG for NULL, a freed handle or
+/// another kind.
+///
 /// # Safety
-/// `c` is NULL or a conf from this library that has not been freed.
+/// The handle is not freed by another thread during the call.
 pub(crate) unsafe fn conf_ref<'a>(c: *const corotls_conf) -> Result<&'a Conf> {
-    (c as *const Conf).as_ref().ok_or_else(|| Error::null("conf"))
+    // SAFETY: a live Conf handle names a Box<Conf>, immutable and shared.
+    Ok(&*object::<Conf>(c as usize, Kind::Conf, "conf")?)
 }
 
+/// A new conf handle owned by the caller.
 pub(crate) fn conf_into_raw(c: Conf) -> *mut corotls_conf {
-    Box::into_raw(Box::new(c)) as *mut corotls_conf
+    into_handle(c, Kind::Conf) as *mut corotls_conf
 }
 
 /// Start a configuration for `role` (COROTLS_CLIENT or COROTLS_SERVER).
@@ -91,19 +103,18 @@ pub unsafe extern "C" fn corotls_conf_builder_new(role: i32, out: *mut *mut coro
     guard(|| {
         let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
         let b = ConfBuilder::new(role_of(role)?);
-        *out = Box::into_raw(Box::new(b)) as *mut corotls_conf_builder;
+        *out = into_handle(b, Kind::Builder) as *mut corotls_conf_builder;
         Ok(())
     })
 }
 
-/// Free a builder.  NULL does nothing.  Confs already built are unaffected.
+/// Free a builder.  NULL does nothing.  Confs already built are
+/// unaffected.  A handle that is not a live builder (freed already, or
+/// another kind of object) frees nothing and sets corotls_last_error()
+/// (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_builder_free(b: *mut corotls_conf_builder) {
-    guard_value((), || {
-        if !b.is_null() {
-            drop(Box::from_raw(b as *mut ConfBuilder));
-        }
-    })
+    free_handle::<ConfBuilder>(b as usize, Kind::Builder)
 }
 
 /// Add an identity from PEM files: `cert_file` holds the leaf certificate
@@ -402,20 +413,19 @@ pub unsafe extern "C" fn corotls_conf_new(
 
 /// Release the caller's reference.  NULL does nothing.  Sessions,
 /// connections and listeners that use the conf keep it alive and keep
-/// working; only this handle becomes invalid.
+/// working; only this handle becomes invalid.  A handle that is not a live
+/// conf (freed already, or another kind of object) frees nothing and sets
+/// corotls_last_error() (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_free(conf: *mut corotls_conf) {
-    guard_value((), || {
-        if !conf.is_null() {
-            drop(Box::from_raw(conf as *mut Conf));
-        }
-    })
+    free_handle::<Conf>(conf as usize, Kind::Conf)
 }
 
-/// The conf's role (COROTLS_CLIENT or COROTLS_SERVER), or -1 for NULL.
+/// The conf's role (COROTLS_CLIENT or COROTLS_SERVER), or -1 for NULL or a
+/// handle that is not a live conf.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_role(conf: *const corotls_conf) -> i32 {
-    guard_value(-1, || match conf_ref(conf) {
+    boundary(|| match conf_ref(conf) {
         Ok(c) => match c.role() {
             Role::Client => corotls_role::COROTLS_CLIENT as i32,
             Role::Server => corotls_role::COROTLS_SERVER as i32,

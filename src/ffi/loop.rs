@@ -4,7 +4,11 @@
 //! the header's).
 
 use super::conf::{conf_ref, corotls_conf};
-use super::{bytes_arg, guard, guard_code, guard_value, opt_bytes_arg, out_arg, set_last_error, slice_arg, str_arg};
+use super::handles::{self, Kind};
+use super::{
+    boundary, bytes_arg, guard, guard_code, into_handle, object, opt_bytes_arg, out_arg, set_last_error, slice_arg,
+    str_arg,
+};
 use crate::error::{Code, Code::*, Error, Reason, Result};
 use crate::event_loop::{Callback, Chunk, Done, Info, Loop, Read, Ready};
 use libc::{c_char, c_void};
@@ -101,6 +105,15 @@ pub struct corotls_loop {
 ///   send, `data` is NULL and `len` counts the plaintext bytes committed to
 ///   the stream: all of them on OK, on TIMEOUT the prefix that will still
 ///   reach the peer.  Otherwise NULL and 0.
+///
+/// A callback must return normally: no longjmp out of it, no C++ exception
+/// and no Lua error across it (a host whose script errors longjmp runs the
+/// script in a protected call inside the callback).  It may call, on the
+/// same loop: every operation (accept, connect, handshake, send, recv,
+/// read, read_until), close, cancel, set_sni, set_verify_host, set_limit,
+/// the timeouts, and the queries (info, reason, is_alive, unread_bytes,
+/// unsent_bytes, pending, timeout, fd).  It must not call dispatch (it
+/// gets COROTLS_BUSY), run, or free the loop.
 pub type corotls_loop_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize)>;
 
@@ -127,11 +140,14 @@ pub enum corotls_info {
     COROTLS_INFO_ERROR = 7,
 }
 
+/// The loop behind a live loop handle; ERR_ARG for NULL, a freed handle
+/// or another kind (checked in the registry, see `handles`).
+///
 /// # Safety
-/// `l` is NULL or a loop from corotls_loop_new that has not been freed.
-unsafe fn loop_ref<'a>(l: *const corotls_loop) -> Result<&'a Loop> {
-    // SAFETY: l is NULL or a live Box<Loop> (the caller's promise).
-    (l as *const Loop).as_ref().ok_or_else(|| Error::null("loop"))
+/// The loop is not freed by another thread during the call.
+pub(crate) unsafe fn loop_ref<'a>(l: *const corotls_loop) -> Result<&'a Loop> {
+    // SAFETY: a live Loop handle names a Box<Loop>, used through `&`.
+    Ok(&*object::<Loop>(l as usize, Kind::Loop, "loop")?)
 }
 
 fn timeout_of(ms: i32) -> Result<Option<Duration>> {
@@ -175,7 +191,7 @@ fn started<T>(r: Ready<T>, now: impl FnOnce(T)) -> Code {
 pub unsafe extern "C" fn corotls_loop_new(out: *mut *mut corotls_loop) -> Code {
     guard(|| {
         let out = out_arg(out, std::ptr::null_mut(), "output pointer")?;
-        *out = Box::into_raw(Box::new(Loop::new()?)) as *mut corotls_loop;
+        *out = into_handle(Loop::new()?, Kind::Loop) as *mut corotls_loop;
         Ok(())
     })
 }
@@ -184,18 +200,30 @@ pub unsafe extern "C" fn corotls_loop_new(out: *mut *mut corotls_loop) -> Code {
 /// the callback of every pending operation runs now, on this thread, with
 /// COROTLS_ERR_CANCELLED (those callbacks may still call the loop: new
 /// operations are refused with ERR_CANCELLED, closes of its fds are
-/// ERR_ARG).  NULL does nothing.  Must not be called from a callback or
-/// while another thread uses the loop.
+/// ERR_ARG).  NULL does nothing; a handle that is not a live loop (freed
+/// already, or another kind of object) frees nothing and sets
+/// corotls_last_error() (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT).
+/// Must not be called from a callback or while another thread uses the
+/// loop.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_free(l: *mut corotls_loop) {
-    guard_value((), || {
-        if !l.is_null() {
-            // Callbacks run by the shutdown may call back into the loop
-            // (through a shared reference); nothing new can start after it.
-            // SAFETY: l came from corotls_loop_new (a Box<Loop>) and is not freed yet.
-            (*(l as *const Loop)).shutdown();
-            // SAFETY: as above; no reference from the shutdown outlives it, and no other thread uses the loop.
-            drop(Box::from_raw(l as *mut Loop));
+    boundary(|| {
+        let h = l as usize;
+        if h == 0 {
+            return;
+        }
+        // The handle stays live during the shutdown: callbacks it runs may
+        // call back into the loop (through a shared reference).
+        let lp = match loop_ref(l) {
+            Ok(lp) => lp,
+            Err(e) => return set_last_error(&e),
+        };
+        lp.shutdown();
+        if let Some(p) = handles::remove(h, Kind::Loop) {
+            // SAFETY: registered by into_handle from a Box<Loop>; no
+            // reference from the shutdown outlives it, and no other thread
+            // uses the loop.
+            drop(Box::from_raw(p as *mut Loop));
         }
     })
 }
@@ -205,7 +233,7 @@ pub unsafe extern "C" fn corotls_loop_free(l: *mut corotls_loop) {
 /// loop's set twice.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_fd(l: *const corotls_loop) -> i32 {
-    guard_value(-1, || loop_ref(l).map(|lp| lp.fd()).unwrap_or(-1))
+    boundary(|| loop_ref(l).map(|lp| lp.fd()).unwrap_or(-1))
 }
 
 /// Wait up to `timeout_ms` (-1: until something happens; 0: do not wait)
@@ -233,7 +261,7 @@ pub unsafe extern "C" fn corotls_loop_run(l: *mut corotls_loop) -> Code {
 /// (0 for NULL).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_pending(l: *const corotls_loop) -> usize {
-    guard_value(0, || loop_ref(l).map(|lp| lp.pending()).unwrap_or(0))
+    boundary(|| loop_ref(l).map(|lp| lp.pending()).unwrap_or(0))
 }
 
 /// Milliseconds until the earliest deadline (rounded up): an operation's
@@ -242,7 +270,7 @@ pub unsafe extern "C" fn corotls_loop_pending(l: *const corotls_loop) -> usize {
 /// the readability of corotls_loop_fd on deadlines.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_loop_timeout(l: *const corotls_loop) -> i32 {
-    guard_value(-1, || match loop_ref(l).ok().and_then(|lp| lp.next_timeout()) {
+    boundary(|| match loop_ref(l).ok().and_then(|lp| lp.next_timeout()) {
         None => -1,
         Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
     })

@@ -1,9 +1,20 @@
 //! The native C ABI (`corotls_*`).  One module per C type; this file holds
 //! the panic boundary, the per-thread last error and argument checking.
 //!
-//! Opaque C types are zero-sized markers; their pointers are casts of Rust
-//! objects (`Box<ConfBuilder>`, `Box<Conf>`, `Box<Session>`, `Box<Conn>`),
-//! the approach of rustls-ffi.
+//! Opaque C types are zero-sized markers; their pointers are handles of
+//! the registry of live objects (`handles`), each naming a boxed Rust
+//! object (`ConfBuilder`, `Conf`, `Session`, `Conn`, `Loop`).  The helpers
+//! that turn a handle into an object (`conf::builder`, `conf::conf_ref`,
+//! `session::with_session`, `session::read_session`, `conn::with_conn`,
+//! `conn::conn_ref`, `event_loop::loop_ref`) check it there first, so a
+//! freed, foreign or wrong-kind handle is COROTLS_ERR_ARG, never a read of
+//! freed memory; new functions get the check by using them.
+//!
+//! **One panic boundary**: every export runs its body in `boundary` (or a
+//! helper built on it: `guard`, `guard_code`, `guard_value`,
+//! `with_session`, `with_conn`), which catches a panic, records it as the
+//! thread's last error (COROTLS_ERR_INTERNAL, reason INTERNAL) and returns
+//! the `OnPanic` value of the export's return type.
 
 #![allow(non_camel_case_types)]
 // The safety contract of each `extern "C"` function (pointer validity,
@@ -15,6 +26,7 @@ pub mod conf;
 pub mod conn;
 #[path = "loop.rs"]
 pub mod event_loop;
+pub(crate) mod handles;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Reason, Result};
@@ -69,26 +81,127 @@ pub(crate) fn finish(r: Result<()>) -> Code {
     }
 }
 
+/// What an export returns when its body panicked (after the panic was
+/// recorded as the thread's last error): the per-type default of the one
+/// panic boundary.
+pub(crate) trait OnPanic {
+    fn on_panic() -> Self;
+}
+
+impl OnPanic for Code {
+    fn on_panic() -> Code {
+        COROTLS_ERR_INTERNAL
+    }
+}
+impl OnPanic for Reason {
+    fn on_panic() -> Reason {
+        Reason::COROTLS_REASON_INTERNAL
+    }
+}
+impl<T> OnPanic for *const T {
+    fn on_panic() -> *const T {
+        std::ptr::null()
+    }
+}
+impl<T> OnPanic for *mut T {
+    fn on_panic() -> *mut T {
+        std::ptr::null_mut()
+    }
+}
+impl OnPanic for usize {
+    fn on_panic() -> usize {
+        0
+    }
+}
+impl OnPanic for i32 {
+    fn on_panic() -> i32 {
+        -1
+    }
+}
+impl OnPanic for bool {
+    fn on_panic() -> bool {
+        false
+    }
+}
+impl OnPanic for () {
+    fn on_panic() {}
+}
+
+/// Run `f` and catch a panic: Err carries the internal error, already
+/// recorded as this thread's last error.  The one place exports catch.
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let e = internal_error(&*p);
+        set_last_error(&e);
+        e
+    })
+}
+
+/// The panic boundary of every export: `f`'s value, or the return type's
+/// `OnPanic` value (COROTLS_ERR_INTERNAL, NULL, 0, -1, false...) with the
+/// panic recorded as the thread's last error.
+pub(crate) fn boundary<T: OnPanic>(f: impl FnOnce() -> T) -> T {
+    catch(f).unwrap_or_else(|_| T::on_panic())
+}
+
 /// The panic boundary for calls without an object to poison.
 pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> Code {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => finish(r),
-        Err(p) => finish(Err(internal_error(&*p))),
-    }
+    boundary(|| finish(f()))
 }
 
 /// The panic boundary for calls whose success can be OK or PENDING.
 pub(crate) fn guard_code(f: impl FnOnce() -> Result<Code>) -> Code {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => finish(Err(e)),
-        Err(p) => finish(Err(internal_error(&*p))),
-    }
+    boundary(|| match f() {
+        Ok(c) => c,
+        Err(e) => finish(Err(e)),
+    })
 }
 
-/// The panic boundary for calls returning a plain value.
+/// The panic boundary for calls returning a plain value, with an explicit
+/// value for a panic (`boundary` gives the type's own).
 pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
+    catch(f).unwrap_or(default)
+}
+
+/// Free the object behind a live handle of `kind` (the `_free` calls):
+/// NULL does nothing; a handle that is not a live one of that kind (a
+/// second free, a freed or foreign handle, another kind) frees nothing
+/// and sets the thread's last error (COROTLS_ERR_ARG, BAD_ARGUMENT).
+///
+/// # Safety
+/// A live handle of `kind` names a `Box<T>` made by the matching `into_raw`.
+pub(crate) unsafe fn free_handle<T>(h: usize, kind: handles::Kind) {
+    boundary(|| {
+        if h == 0 {
+            return;
+        }
+        match handles::remove(h, kind) {
+            // SAFETY: registered by into_handle from a Box<T> of this kind.
+            Some(p) => drop(Box::from_raw(p as *mut T)),
+            None => set_last_error(&Error::arg(handles::refusal(h, kind))),
+        }
+    })
+}
+
+/// Box `v` and register it as a live `kind`: its handle.
+pub(crate) fn into_handle<T>(v: T, kind: handles::Kind) -> usize {
+    let b = Box::new(v);
+    // Registered while the Box still owns the object: a panic drops it.
+    let h = handles::insert(&*b as *const T as *mut (), kind);
+    let _ = Box::into_raw(b);
+    h
+}
+
+/// The object behind a live handle of `kind`, else ERR_ARG ("conf is
+/// NULL", "not a live corotls_conf").
+pub(crate) fn object<T>(h: usize, kind: handles::Kind, what: &str) -> Result<*mut T> {
+    if h == 0 {
+        return Err(Error::null(what));
+    }
+    match handles::get(h, kind) {
+        Some(p) => Ok(p as *mut T),
+        None => Err(Error::arg(handles::refusal(h, kind))),
+    }
 }
 
 /// A required C string argument (borrowed for the call).
@@ -212,11 +325,13 @@ pub(crate) unsafe fn out_arg<'a, T>(p: *mut T, cleared: T, what: &str) -> Result
 /// static.
 #[no_mangle]
 pub extern "C" fn corotls_result_name(result: i32) -> *const c_char {
-    let name: &'static CStr = match Code::from_i32(result) {
-        Some(c) => RESULT_NAMES[Code::all().iter().position(|x| *x == c).unwrap_or(0)],
-        None => c"UNKNOWN",
-    };
-    name.as_ptr()
+    boundary(|| {
+        let name: &'static CStr = match Code::from_i32(result) {
+            Some(c) => RESULT_NAMES[Code::all().iter().position(|x| *x == c).unwrap_or(0)],
+            None => c"UNKNOWN",
+        };
+        name.as_ptr()
+    })
 }
 
 const RESULT_NAMES: [&CStr; 15] = [
@@ -242,10 +357,10 @@ const RESULT_NAMES: [&CStr; 15] = [
 /// static.
 #[no_mangle]
 pub extern "C" fn corotls_reason_name(reason: i32) -> *const c_char {
-    match Reason::from_i32(reason) {
+    boundary(|| match Reason::from_i32(reason) {
         Some(r) => REASON_NAMES[r as usize].as_ptr(),
         None => c"UNKNOWN".as_ptr(),
-    }
+    })
 }
 
 const REASON_NAMES: [&CStr; 28] = [

@@ -1,11 +1,14 @@
 //! `corotls_session`: one TLS session over memory buffers (sans-IO).
 
 use super::conf::{conf_ref, corotls_conf};
-use super::{bytes_arg, finish, guard, guard_value, internal_error, out_arg, put, required, slice_arg, slice_mut_arg};
+use super::handles::{self, Kind};
+use super::{
+    boundary, bytes_arg, catch, finish, free_handle, guard, into_handle, out_arg, put, required, slice_arg,
+    slice_mut_arg,
+};
 use crate::error::{Code, Error, Reason, Result};
 use crate::session::Session;
 use libc::c_char;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// One TLS session over memory buffers: the host moves ciphertext between
 /// it and the network.  Use from one thread at a time.
@@ -17,28 +20,47 @@ pub struct corotls_session {
 /// corotls_session_feed.
 const FEED_STEP: usize = 64 * 1024;
 
+/// A new session handle owned by the caller.
 pub(crate) fn session_into_raw(s: Session) -> *mut corotls_session {
-    Box::into_raw(Box::new(s)) as *mut corotls_session
+    into_handle(s, Kind::Session) as *mut corotls_session
 }
 
-/// Run `f` on the session behind `s`: NULL is ERR_ARG; a panic is latched
-/// in the session as a fatal error, so it refuses further work.
+/// The session behind a live session handle, or one borrowed from a conn
+/// (corotls_conn_session); ERR_ARG for NULL, a freed handle or another
+/// kind.
+pub(crate) fn session_ptr(s: *const corotls_session) -> Result<*mut Session> {
+    let h = s as usize;
+    if h == 0 {
+        return Err(Error::null("session"));
+    }
+    match handles::get(h, Kind::Session).or_else(|| handles::get(h, Kind::BorrowedSession)) {
+        Some(p) => Ok(p as *mut Session),
+        None => Err(Error::arg(handles::refusal(h, Kind::Session))),
+    }
+}
+
+/// Run `f` on the session behind `s`: NULL, a freed handle or another kind
+/// is ERR_ARG; a panic is latched in the session as a fatal error, so it
+/// refuses further work.
 pub(crate) unsafe fn with_session(s: *mut corotls_session, f: impl FnOnce(&mut Session) -> Result<()>) -> Code {
-    let p = s as *mut Session;
-    if p.is_null() {
-        return finish(Err(Error::null("session")));
-    }
-    match catch_unwind(AssertUnwindSafe(|| f(&mut *p))) {
+    let p = match session_ptr(s) {
+        Ok(p) => p,
+        Err(e) => return finish(Err(e)),
+    };
+    // SAFETY: a live session handle; one thread at a time (the contract).
+    match catch(|| f(&mut *p)) {
         Ok(r) => finish(r),
-        Err(panic) => finish(Err((*p).fail(internal_error(&*panic)))),
+        Err(e) => boundary(|| finish(Err((*p).fail(e)))),
     }
 }
 
-/// Read-only access for accessors; `default` for NULL or a panic.
+/// Read-only access for accessors; `default` for NULL, a handle that is
+/// not a live session, or a panic.
 pub(crate) unsafe fn read_session<T>(s: *const corotls_session, default: T, f: impl FnOnce(&Session) -> T) -> T {
-    match (s as *const Session).as_ref() {
-        Some(sess) => catch_unwind(AssertUnwindSafe(|| f(sess))).unwrap_or(default),
-        None => default,
+    match session_ptr(s) {
+        // SAFETY: a live session handle (owned, or borrowed from a live conn).
+        Ok(p) => catch(|| f(&*p)).unwrap_or(default),
+        Err(_) => default,
     }
 }
 
@@ -56,14 +78,14 @@ pub unsafe extern "C" fn corotls_session_new(conf: *const corotls_conf, out: *mu
 }
 
 /// Free a session (no close_notify is produced; call
-/// corotls_session_shutdown first for that).  NULL does nothing.
+/// corotls_session_shutdown first for that).  NULL does nothing.  A
+/// handle that is not a live session of the caller's (freed already,
+/// borrowed from a conn by corotls_conn_session, another kind of object)
+/// frees nothing and sets corotls_last_error() (COROTLS_ERR_ARG,
+/// COROTLS_REASON_BAD_ARGUMENT).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_free(s: *mut corotls_session) {
-    guard_value((), || {
-        if !s.is_null() {
-            drop(Box::from_raw(s as *mut Session));
-        }
-    })
+    free_handle::<Session>(s as usize, Kind::Session)
 }
 
 /// Client only, before the handshake: the Server Name Indication to send.
@@ -150,14 +172,18 @@ pub unsafe extern "C" fn corotls_session_out_pending(s: *const corotls_session) 
 }
 
 /// Move up to `cap` bytes of ciphertext for the peer into `dst`; returns the
-/// count (0 for NULL arguments).  What is returned is removed from the
+/// count (0 for NULL arguments or a handle that is not a live session).  What is returned is removed from the
 /// session: send all of it, in order.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_out_read(s: *mut corotls_session, dst: *mut u8, cap: usize) -> usize {
-    if s.is_null() || dst.is_null() {
-        return 0;
-    }
-    guard_value(0, || (*(s as *mut Session)).out_read(std::slice::from_raw_parts_mut(dst, cap)))
+    boundary(|| {
+        let Ok(p) = session_ptr(s) else { return 0 };
+        match slice_mut_arg(dst, cap, "buffer") {
+            // SAFETY: a live session handle; dst is valid for cap bytes (the caller's promise).
+            Ok(buf) if !buf.is_empty() => (*p).out_read(buf),
+            _ => 0,
+        }
+    })
 }
 
 /// Advance the handshake.  OK once complete; WANT_READ when it needs bytes
@@ -356,11 +382,15 @@ pub unsafe extern "C" fn corotls_session_verify_result(s: *const corotls_session
     read_session(s, c"".as_ptr(), |sess| sess.info().verify.as_ptr())
 }
 
-/// Message of the session's last failure ("" if none).  Owned by the
-/// session; valid until its next call.
+/// Message of the session's last failure ("" if none; "session is NULL"
+/// for NULL, "not a live corotls_session" for a handle that is not one).
+/// Owned by the session; valid until its next call.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_error(s: *const corotls_session) -> *const c_char {
-    read_session(s, c"session is NULL".as_ptr(), |sess| sess.last_error().as_ptr())
+    if s.is_null() {
+        return c"session is NULL".as_ptr();
+    }
+    read_session(s, c"not a live corotls_session".as_ptr(), |sess| sess.last_error().as_ptr())
 }
 
 /// Reason of the session's last failure (COROTLS_REASON_NONE if none, or
@@ -368,7 +398,9 @@ pub unsafe extern "C" fn corotls_session_error(s: *const corotls_session) -> *co
 /// not NULL) receives its number (see corotls_reason).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_session_reason(s: *const corotls_session, detail: *mut i64) -> Reason {
-    let (r, d) = read_session(s, (Reason::COROTLS_REASON_NONE, 0), |sess| sess.last_reason());
-    put(detail, d);
-    r
+    boundary(|| {
+        let (r, d) = read_session(s, (Reason::COROTLS_REASON_NONE, 0), |sess| sess.last_reason());
+        put(detail, d);
+        r
+    })
 }

@@ -70,6 +70,8 @@ impl Shared {
             closing: AtomicBool::new(false),
             #[cfg(test)]
             visits: AtomicU64::new(0),
+            #[cfg(test)]
+            panic_next_step: AtomicBool::new(false),
             events: Mutex::new(Events::new()),
             resolver: Resolver::default(),
         }
@@ -103,6 +105,12 @@ impl Loop {
     #[cfg(test)]
     pub fn visits(&self) -> u64 {
         self.sh.visits.load(Ordering::Relaxed)
+    }
+
+    /// Tests: make the next entry step of dispatch panic, as a bug would.
+    #[cfg(test)]
+    pub(crate) fn inject_panic(&self) {
+        self.sh.panic_next_step.store(true, Ordering::SeqCst);
     }
 
     /// Time until the earliest deadline (None: no deadline).

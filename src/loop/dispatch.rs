@@ -36,7 +36,7 @@ impl Shared {
             let (fd, gen) = table::fd_gen_of(ev.key);
             let slot = lock(&self.table).get_gen(fd, gen);
             if let Some(slot) = slot {
-                self.on_event(&slot, ev.readable, now, &mut done);
+                self.guarded(&slot, &mut done, |done| self.on_event(&slot, ev.readable, now, done));
             }
         }
         self.on_resolved(&mut done);
@@ -48,6 +48,36 @@ impl Shared {
         self.deliver(done);
         drop(events);
         Ok(n)
+    }
+
+    /// Run one step of an entry's work (an event, a deadline).  A panic in
+    /// it (a bug in corotls) must not lose the entry's operation, or `run`
+    /// would wait for it forever: the operation completes with
+    /// ERR_INTERNAL, and the connection is failed (further operations get
+    /// that error).  Completions the step made before the panic stand.
+    pub(super) fn guarded(&self, slot: &Slot, done: &mut Vec<Completion>, step: impl FnOnce(&mut Vec<Completion>)) {
+        let Err(p) = catch_unwind(AssertUnwindSafe(|| step(done))) else { return };
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let err = Error::new(COROTLS_ERR_INTERNAL, format!("internal error (bug in corotls): {msg}"));
+        // The step's lock was poisoned by the panic; `lock` takes it anyway.
+        let mut e = lock(&slot.st);
+        if e.closed {
+            return;
+        }
+        if let Kind::Conn(c) = &mut e.kind {
+            c.conn.session_mut().fail(err.clone());
+            c.read_dead = true;
+            c.write_dead = true;
+        }
+        if let Some(op) = e.take_op() {
+            let fd = op_fd(&op.kind, slot.fd);
+            self.complete(slot, &mut e, op, Outcome::err(fd, err.clone()), done);
+        }
+        e.note(&err);
     }
 
     /// Run callbacks, with no lock held.
@@ -78,6 +108,10 @@ impl Shared {
         let mut e = lock(&slot.st);
         if e.closed {
             return;
+        }
+        #[cfg(test)]
+        if self.panic_next_step.swap(false, Ordering::SeqCst) {
+            panic!("injected by a test");
         }
         e.armed = Interest::NONE;
         match &mut e.kind {
@@ -160,70 +194,84 @@ impl Shared {
             x
         };
         for (id, target) in expired {
-            match target {
-                Target::Resolving => {
-                    if let Some(req) = lock(&self.resolving).remove(&id) {
-                        done.push(Completion { cb: req.cb, out: Outcome::err(-1, timed_out("connect")) });
-                    }
+            let slot = match target {
+                Target::Resolving => None,
+                Target::Slot { fd, gen } | Target::Deadline { fd, gen } | Target::Retry { fd, gen } => {
+                    lock(&self.table).get_gen(fd, gen)
                 }
-                Target::Slot { fd, gen } => {
-                    #[cfg(test)]
-                    self.visits.fetch_add(1, Ordering::Relaxed);
-                    let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
-                    let mut e = lock(&slot.st);
-                    if e.closed || e.op_id() != Some(id) {
-                        continue;
-                    }
-                    let mut op = e.take_op().expect("checked above");
-                    op.timed = false;
-                    let what = op.kind.name();
-                    let out = match (&op.kind, &mut e.kind) {
-                        (OpKind::Connect { .. } | OpKind::Accept { .. }, _) => Outcome::err(-1, timed_out(what)),
-                        (OpKind::Send { done: sent, before, .. }, Kind::Conn(c)) => {
-                            let committed = before + sent + c.conn.abandon_write();
-                            Outcome::err(fd, timed_out(what)).with_count(committed)
-                        }
-                        _ => Outcome::err(fd, timed_out(what)),
-                    };
-                    if !self.complete(&slot, &mut e, op, out, done) {
-                        self.rearm(&slot, &mut e);
-                    }
+            };
+            match slot {
+                Some(slot) => self.guarded(&slot, done, |done| self.on_timer(id, target, done)),
+                None => self.on_timer(id, target, done),
+            }
+        }
+    }
+
+    /// One expired deadline.
+    fn on_timer(&self, id: u64, target: Target, done: &mut Vec<Completion>) {
+        match target {
+            Target::Resolving => {
+                if let Some(req) = lock(&self.resolving).remove(&id) {
+                    done.push(Completion { cb: req.cb, out: Outcome::err(-1, timed_out("connect")) });
                 }
-                Target::Deadline { fd, gen } => {
-                    #[cfg(test)]
-                    self.visits.fetch_add(1, Ordering::Relaxed);
-                    let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
-                    let mut e = lock(&slot.st);
-                    if e.closed {
-                        continue;
-                    }
-                    let Kind::Conn(c) = &mut e.kind else { continue };
-                    let shook = c.conn.session().handshake_done();
-                    let Some(w) = c.watch.as_mut().filter(|w| w.timer == Some(id)) else { continue };
-                    w.timer = None;
-                    match w.due(shook) {
-                        None => c.watch = None,
-                        Some((at, why)) if at <= Instant::now() => self.expire(&slot, &mut e, why, done),
-                        Some((at, _)) => {
-                            // Early: bytes moved or the handshake finished since.
-                            let id = self.new_id();
-                            w.timer = Some(id);
-                            lock(&self.timers).add(id, at, Target::Deadline { fd, gen });
-                        }
-                    }
+            }
+            Target::Slot { fd, gen } => {
+                #[cfg(test)]
+                self.visits.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = lock(&self.table).get_gen(fd, gen) else { return };
+                let mut e = lock(&slot.st);
+                if e.closed || e.op_id() != Some(id) {
+                    return;
                 }
-                Target::Retry { fd, gen } => {
-                    let Some(slot) = lock(&self.table).get_gen(fd, gen) else { continue };
-                    let mut e = lock(&slot.st);
-                    if e.closed {
-                        continue;
+                let mut op = e.take_op().expect("checked above");
+                op.timed = false;
+                let what = op.kind.name();
+                let out = match (&op.kind, &mut e.kind) {
+                    (OpKind::Connect { .. } | OpKind::Accept { .. }, _) => Outcome::err(-1, timed_out(what)),
+                    (OpKind::Send { done: sent, before, .. }, Kind::Conn(c)) => {
+                        let committed = before + sent + c.conn.abandon_write();
+                        Outcome::err(fd, timed_out(what)).with_count(committed)
                     }
-                    match &mut e.kind {
-                        Kind::Listener(l) if l.retry == Some(id) => l.retry = None,
-                        _ => continue,
-                    }
+                    _ => Outcome::err(fd, timed_out(what)),
+                };
+                if !self.complete(&slot, &mut e, op, out, done) {
                     self.rearm(&slot, &mut e);
                 }
+            }
+            Target::Deadline { fd, gen } => {
+                #[cfg(test)]
+                self.visits.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = lock(&self.table).get_gen(fd, gen) else { return };
+                let mut e = lock(&slot.st);
+                if e.closed {
+                    return;
+                }
+                let Kind::Conn(c) = &mut e.kind else { return };
+                let shook = c.conn.session().handshake_done();
+                let Some(w) = c.watch.as_mut().filter(|w| w.timer == Some(id)) else { return };
+                w.timer = None;
+                match w.due(shook) {
+                    None => c.watch = None,
+                    Some((at, why)) if at <= Instant::now() => self.expire(&slot, &mut e, why, done),
+                    Some((at, _)) => {
+                        // Early: bytes moved or the handshake finished since.
+                        let id = self.new_id();
+                        w.timer = Some(id);
+                        lock(&self.timers).add(id, at, Target::Deadline { fd, gen });
+                    }
+                }
+            }
+            Target::Retry { fd, gen } => {
+                let Some(slot) = lock(&self.table).get_gen(fd, gen) else { return };
+                let mut e = lock(&slot.st);
+                if e.closed {
+                    return;
+                }
+                match &mut e.kind {
+                    Kind::Listener(l) if l.retry == Some(id) => l.retry = None,
+                    _ => return,
+                }
+                self.rearm(&slot, &mut e);
             }
         }
     }

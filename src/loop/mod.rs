@@ -217,6 +217,9 @@ struct Shared {
     /// a dispatch costs, for tests.
     #[cfg(test)]
     visits: AtomicU64,
+    /// Tests: the next entry step panics (a bug in corotls, injected).
+    #[cfg(test)]
+    panic_next_step: AtomicBool,
     /// Held by the dispatching thread.
     events: Mutex<Events>,
     resolver: Resolver,

@@ -594,3 +594,45 @@ fn idle_deadline_counts_bytes_and_spares_connected_ends() {
         lp.close(fd).unwrap();
     }
 }
+
+#[test]
+fn a_panic_in_a_dispatch_step_completes_the_operation_once_with_internal() {
+    use std::io::Write;
+    let lp = Loop::new().unwrap();
+    let lfd = lp.listen(Some("127.0.0.1"), "0", Some(&server_conf())).unwrap();
+
+    // A pending accept: the panic hits the listener's step.
+    let (mk, rx) = chan();
+    assert_eq!(lp.accept(lfd, None, None, mk()).unwrap(), Ready::Pending);
+    lp.inject_panic();
+    let _peer = std::net::TcpStream::connect(format!("127.0.0.1:{}", port_of(&lp, lfd))).unwrap();
+    let g = wait(&lp, &rx);
+    assert_eq!((g.0, g.1), (-1, COROTLS_ERR_INTERNAL), "{}", g.4);
+    assert!(g.4.contains("injected by a test"), "{}", g.4);
+    assert_eq!(lp.pending(), 0, "nothing is left pending");
+    lp.run().unwrap();
+    assert!(rx.try_recv().is_err(), "exactly once");
+
+    // A pending handshake on a connection: it completes with ERR_INTERNAL,
+    // and the connection refuses further work.  (A new listener: the first
+    // one's backlog still holds the connection above.)
+    lp.close(lfd).unwrap();
+    let lfd = lp.listen(Some("127.0.0.1"), "0", Some(&server_conf())).unwrap();
+    let (mut peer, fd) = accept_raw(&lp, lfd);
+    let (mk, rx) = chan();
+    assert_eq!(lp.handshake(fd, None, mk()).unwrap(), Ready::Pending);
+    lp.inject_panic();
+    peer.write_all(b"\x16\x03\x01\x00\x05hello").unwrap();
+    let g = wait(&lp, &rx);
+    assert_eq!((g.0, g.1), (fd, COROTLS_ERR_INTERNAL), "{}", g.4);
+    assert_eq!(lp.pending(), 0);
+    lp.run().unwrap();
+    let (mk, rx2) = chan();
+    match lp.handshake(fd, None, mk()) {
+        Err(e) => assert_eq!(e.code, COROTLS_ERR_INTERNAL, "{}", e.msg),
+        Ok(r) => panic!("a failed connection took a handshake: {r:?} {:?}", rx2.try_recv()),
+    }
+    assert!(!lp.alive(fd).unwrap());
+    lp.close(fd).unwrap();
+    lp.close(lfd).unwrap();
+}

@@ -7,11 +7,12 @@
 
 use super::{clear_errors, error, Ctx, PKey, X509};
 use crate::error::{Code::*, Reason::*, Result};
+use crate::unload::callback_guard;
 use libc::{c_char, c_int, c_long, c_uchar, c_uint, c_void};
 use openssl_sys as sys;
 use std::ffi::CStr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 extern "C" {
@@ -245,7 +246,7 @@ extern "C" fn name_guard_cb(ok: c_int, store: *mut sys::X509_STORE_CTX) -> c_int
     if ok != 1 {
         return ok;
     }
-    let named = catch_unwind(AssertUnwindSafe(|| {
+    let named = callback_guard(false, || {
         // SAFETY: OpenSSL passes a live store context for the callback.
         unsafe {
             if sys::X509_STORE_CTX_get_error_depth(store) != 0 {
@@ -265,8 +266,8 @@ extern "C" fn name_guard_cb(ok: c_int, store: *mut sys::X509_STORE_CTX) -> c_int
             sys::CRYPTO_free(ip as *mut c_void, c"ctx.rs".as_ptr(), line!() as c_int);
             true
         }
-    }));
-    if named.unwrap_or(false) {
+    });
+    if named {
         1
     } else {
         // SAFETY: live store context.
@@ -282,12 +283,38 @@ struct CtxData {
     alpn: Option<Vec<u8>>,
 }
 
+/// Callback states alive (in some context's ex_data): the index is given
+/// back at unload only when none is.
+static LIVE_DATA: AtomicUsize = AtomicUsize::new(0);
+
 fn ex_index() -> c_int {
     static IDX: OnceLock<c_int> = OnceLock::new();
     *IDX.get_or_init(|| {
         // SAFETY: registers a new ex_data slot with our free function.
-        unsafe { sys::SSL_CTX_get_ex_new_index(0, ptr::null_mut(), None, None, Some(ctx_data_free)) }
+        let idx = unsafe { sys::SSL_CTX_get_ex_new_index(0, ptr::null_mut(), None, None, Some(ctx_data_free)) };
+        if idx >= 0 {
+            crate::unload::at_unload(release_index);
+        }
+        idx
     })
+}
+
+extern "C" {
+    // OpenSSL 3.0; not declared by openssl-sys.
+    fn CRYPTO_free_ex_index(class_index: c_int, idx: c_int) -> c_int;
+}
+
+/// At unload: OpenSSL calls an index's free function for every context
+/// freed, ours or not, so it must not keep a pointer into unmapped code.
+/// Give the index back, unless a context still holds our state (a conf
+/// the host never freed), whose free would need it.
+extern "C" fn release_index(_: *mut c_void) {
+    if LIVE_DATA.load(Ordering::SeqCst) != 0 {
+        return;
+    }
+    // SAFETY: the index was registered by ex_index; afterwards OpenSSL
+    // calls no function of ours for it.
+    unsafe { CRYPTO_free_ex_index(sys::CRYPTO_EX_INDEX_SSL_CTX, ex_index()) };
 }
 
 unsafe extern "C" fn ctx_data_free(
@@ -299,21 +326,27 @@ unsafe extern "C" fn ctx_data_free(
     _argp: *mut c_void,
 ) {
     if !ptr.is_null() {
+        LIVE_DATA.fetch_sub(1, Ordering::SeqCst);
         // SAFETY: ptr came from Box::into_raw in set_ctx_data; OpenSSL calls
         // this exactly once, when the context is freed.  A panic in a Drop
         // must not unwind into OpenSSL.
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(ptr as *mut CtxData) })));
+        callback_guard((), || drop(unsafe { Box::from_raw(ptr as *mut CtxData) }));
     }
 }
 
 fn set_ctx_data(ctx: &Ctx, data: CtxData) -> Result<()> {
+    let idx = ex_index();
+    if idx < 0 {
+        return Err(error(COROTLS_ERR_NOMEM, COROTLS_REASON_NOMEM, "SSL_CTX_get_ex_new_index failed"));
+    }
     let raw = Box::into_raw(Box::new(data));
     // SAFETY: live ctx; the slot now owns `raw` (freed by ctx_data_free).
-    if unsafe { sys::SSL_CTX_set_ex_data(ctx.as_ptr(), ex_index(), raw as *mut c_void) } != 1 {
+    if unsafe { sys::SSL_CTX_set_ex_data(ctx.as_ptr(), idx, raw as *mut c_void) } != 1 {
         // SAFETY: not stored, so still ours.
         drop(unsafe { Box::from_raw(raw) });
         return Err(error(COROTLS_ERR_NOMEM, COROTLS_REASON_NOMEM, "SSL_CTX_set_ex_data failed"));
     }
+    LIVE_DATA.fetch_add(1, Ordering::SeqCst);
     Ok(())
 }
 
@@ -324,7 +357,11 @@ unsafe fn ctx_data<'a>(ssl: *mut sys::SSL) -> Option<&'a CtxData> {
     if ctx.is_null() {
         return None;
     }
-    (sys::SSL_CTX_get_ex_data(ctx, ex_index()) as *const CtxData).as_ref()
+    let idx = ex_index();
+    if idx < 0 {
+        return None;
+    }
+    (sys::SSL_CTX_get_ex_data(ctx, idx) as *const CtxData).as_ref()
 }
 
 /// SNI: the first identity whose certificate matches the requested name
@@ -332,7 +369,7 @@ unsafe fn ctx_data<'a>(ssl: *mut sys::SSL) -> Option<&'a CtxData> {
 /// an IP literal is matched as a string); otherwise stay on the first.
 /// Never sends an alert.
 unsafe extern "C" fn servername_cb(ssl: *mut sys::SSL, _al: *mut c_int, _arg: *mut c_void) -> c_int {
-    let pick = catch_unwind(|| {
+    let pick = callback_guard(None, || {
         // SAFETY: OpenSSL passes a live SSL for the callback's duration.
         let data = unsafe { ctx_data(ssl) }?;
         // SAFETY: live SSL; the name is owned by it.
@@ -345,7 +382,7 @@ unsafe extern "C" fn servername_cb(ssl: *mut sys::SSL, _al: *mut c_int, _arg: *m
         let hit = data.sni.iter().find(|e| super::cert_matches_host(&e.leaf, name))?;
         hit.ctx.as_ref().map(|c| c.as_ptr())
     });
-    if let Ok(Some(ctx)) = pick {
+    if let Some(ctx) = pick {
         // SAFETY: live SSL and ctx (owned by the primary's table, which the
         // SSL keeps alive through its session_ctx reference).
         unsafe { sys::SSL_set_SSL_CTX(ssl, ctx) };
@@ -362,7 +399,7 @@ unsafe extern "C" fn alpn_select_cb(
     inlen: c_uint,
     _arg: *mut c_void,
 ) -> c_int {
-    let r = catch_unwind(|| {
+    callback_guard(sys::SSL_TLSEXT_ERR_NOACK, || {
         // SAFETY: live SSL during the callback.
         let data = unsafe { ctx_data(ssl) };
         let Some(server) = data.and_then(|d| d.alpn.as_deref()) else {
@@ -385,6 +422,5 @@ unsafe extern "C" fn alpn_select_cb(
         } else {
             sys::SSL_TLSEXT_ERR_NOACK
         }
-    });
-    r.unwrap_or(sys::SSL_TLSEXT_ERR_NOACK)
+    })
 }

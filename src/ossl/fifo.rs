@@ -7,9 +7,11 @@
 //! buffer itself: it receives from the socket straight into the input FIFO
 //! and sends straight from the output FIFO, with no copy in between.
 
+use crate::unload::callback_guard;
 use libc::{c_char, c_int, c_long, c_void};
 use openssl_sys as sys;
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Capacity an emptied FIFO may keep; anything larger is given back, so an
@@ -102,17 +104,21 @@ impl Fifo {
 /// BIO_TYPE_SOURCE_SINK: a BIO at the end of a chain.
 const BIO_TYPE_SOURCE_SINK: c_int = 0x0400;
 
-/// Our method table and the type number it was registered with.
-struct Method(*mut sys::BIO_METHOD, c_int);
-// SAFETY: the method table is created once and never mutated afterwards.
-unsafe impl Send for Method {}
-unsafe impl Sync for Method {}
+/// Our method table (NULL until made, and again once released at unload)
+/// and the type number it was registered with.
+struct Method {
+    table: AtomicPtr<sys::BIO_METHOD>,
+    kind: c_int,
+}
+
+/// FIFO BIOs alive: the method is released at unload only when none is.
+static LIVE_BIOS: AtomicUsize = AtomicUsize::new(0);
 
 fn method() -> &'static Method {
     static METHOD: OnceLock<Method> = OnceLock::new();
     METHOD.get_or_init(|| {
         // SAFETY: registers a new BIO type with our callbacks; the table
-        // lives for the whole process (never freed).
+        // lives until the library is unloaded (release_method).
         unsafe {
             let kind = super::BIO_get_new_index() | BIO_TYPE_SOURCE_SINK;
             let m = sys::BIO_meth_new(kind, c"corotls fifo".as_ptr());
@@ -122,10 +128,25 @@ fn method() -> &'static Method {
                 sys::BIO_meth_set_ctrl__fixed_rust(m, Some(fifo_ctrl));
                 sys::BIO_meth_set_create__fixed_rust(m, Some(fifo_create));
                 sys::BIO_meth_set_destroy__fixed_rust(m, Some(fifo_destroy));
+                crate::unload::at_unload(release_method);
             }
-            Method(m, kind)
+            Method { table: AtomicPtr::new(m), kind }
         }
     })
+}
+
+/// At unload: free the method table, unless a FIFO BIO is still alive (a
+/// session the host never freed), whose BIO_free would need it.
+extern "C" fn release_method(_: *mut c_void) {
+    if LIVE_BIOS.load(Ordering::SeqCst) != 0 {
+        return;
+    }
+    let m = method().table.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    if !m.is_null() {
+        // SAFETY: made by BIO_meth_new above; no BIO uses it (none alive),
+        // and new_bio refuses to make one from now on (the table is NULL).
+        unsafe { sys::BIO_meth_free(m) };
+    }
 }
 
 /// A new FIFO BIO, or NULL if OpenSSL could not allocate one.
@@ -133,11 +154,11 @@ fn method() -> &'static Method {
 /// # Safety
 /// The caller owns the returned BIO (for example by handing it to an SSL).
 pub unsafe fn new_bio() -> *mut sys::BIO {
-    let m = method();
-    if m.0.is_null() {
+    let m = method().table.load(Ordering::Acquire);
+    if m.is_null() {
         return std::ptr::null_mut();
     }
-    sys::BIO_new(m.0)
+    sys::BIO_new(m)
 }
 
 /// The FIFO behind `bio`, if it is one of ours.
@@ -146,34 +167,40 @@ pub unsafe fn new_bio() -> *mut sys::BIO {
 /// `bio` is NULL or live; the reference must not outlive it, and nothing
 /// else may use the BIO while the reference is held.
 pub unsafe fn of<'a>(bio: *mut sys::BIO) -> Option<&'a mut Fifo> {
-    if bio.is_null() || super::BIO_method_type(bio) != method().1 {
+    if bio.is_null() || super::BIO_method_type(bio) != method().kind {
         return None;
     }
     (sys::BIO_get_data(bio) as *mut Fifo).as_mut()
 }
 
 unsafe extern "C" fn fifo_create(b: *mut sys::BIO) -> c_int {
-    // SAFETY: OpenSSL hands us the BIO being created; we attach our state.
-    unsafe {
-        sys::BIO_set_data(b, Box::into_raw(Box::<Fifo>::default()) as *mut c_void);
-        sys::BIO_set_init(b, 1);
-    }
-    1
+    callback_guard(0, || {
+        // SAFETY: OpenSSL hands us the BIO being created; we attach our state.
+        unsafe {
+            sys::BIO_set_data(b, Box::into_raw(Box::<Fifo>::default()) as *mut c_void);
+            sys::BIO_set_init(b, 1);
+        }
+        LIVE_BIOS.fetch_add(1, Ordering::SeqCst);
+        1
+    })
 }
 
 unsafe extern "C" fn fifo_destroy(b: *mut sys::BIO) -> c_int {
     if b.is_null() {
         return 0;
     }
-    // SAFETY: the data pointer is the Box made in fifo_create (or NULL).
-    unsafe {
-        let p = sys::BIO_get_data(b) as *mut Fifo;
-        if !p.is_null() {
-            drop(Box::from_raw(p));
-            sys::BIO_set_data(b, std::ptr::null_mut());
+    callback_guard(0, || {
+        // SAFETY: the data pointer is the Box made in fifo_create (or NULL).
+        unsafe {
+            let p = sys::BIO_get_data(b) as *mut Fifo;
+            if !p.is_null() {
+                sys::BIO_set_data(b, std::ptr::null_mut());
+                LIVE_BIOS.fetch_sub(1, Ordering::SeqCst);
+                drop(Box::from_raw(p));
+            }
         }
-    }
-    1
+        1
+    })
 }
 
 /// # Safety
@@ -184,20 +211,20 @@ unsafe fn state<'a>(b: *mut sys::BIO) -> Option<&'a mut Fifo> {
 
 unsafe extern "C" fn fifo_write(b: *mut sys::BIO, data: *const c_char, len: c_int) -> c_int {
     // SAFETY: OpenSSL passes a live BIO and `len` readable bytes at `data`.
-    unsafe {
+    callback_guard(-1, || unsafe {
         sys::BIO_clear_retry_flags(b);
         let Some(f) = state(b) else { return -1 };
         if len <= 0 || data.is_null() {
             return 0;
         }
         f.append(std::slice::from_raw_parts(data as *const u8, len as usize));
-    }
-    len
+        len
+    })
 }
 
 unsafe extern "C" fn fifo_read(b: *mut sys::BIO, out: *mut c_char, len: c_int) -> c_int {
     // SAFETY: OpenSSL passes a live BIO and room for `len` bytes at `out`.
-    unsafe {
+    callback_guard(-1, || unsafe {
         sys::BIO_clear_retry_flags(b);
         let Some(f) = state(b) else { return -1 };
         if len <= 0 || out.is_null() {
@@ -209,7 +236,7 @@ unsafe extern "C" fn fifo_read(b: *mut sys::BIO, out: *mut c_char, len: c_int) -
             return -1;
         }
         f.take(std::slice::from_raw_parts_mut(out as *mut u8, len as usize)) as c_int
-    }
+    })
 }
 
 const BIO_CTRL_RESET: c_int = 1;
@@ -219,7 +246,11 @@ const BIO_CTRL_FLUSH: c_int = 11;
 const BIO_CTRL_DUP: c_int = 12;
 const BIO_CTRL_WPENDING: c_int = 13;
 
-unsafe extern "C" fn fifo_ctrl(b: *mut sys::BIO, cmd: c_int, _num: c_long, _ptr: *mut c_void) -> c_long {
+unsafe extern "C" fn fifo_ctrl(b: *mut sys::BIO, cmd: c_int, num: c_long, ptr: *mut c_void) -> c_long {
+    callback_guard(0, || ctrl(b, cmd, num, ptr))
+}
+
+fn ctrl(b: *mut sys::BIO, cmd: c_int, _num: c_long, _ptr: *mut c_void) -> c_long {
     // SAFETY: OpenSSL passes a live FIFO BIO.
     let Some(f) = (unsafe { state(b) }) else { return 0 };
     match cmd {

@@ -123,7 +123,21 @@ pub fn error(code: crate::error::Code, reason: crate::error::Reason, what: &str)
         Some(detail) => Error::new(code, format!("{what}: {detail}")),
         None => Error::new(code, what.to_string()),
     };
-    e.because(reason)
+    nomem_if_malloc(e.because(reason))
+}
+
+/// OpenSSL's reason text for a failed allocation.
+const MALLOC_FAILURE: &str = "malloc failure";
+
+/// `e`, or COROTLS_ERR_NOMEM (reason NOMEM) when OpenSSL's reasons in its
+/// message say an allocation failed: a certificate that could not be
+/// parsed for lack of memory is not a bad certificate.
+pub fn nomem_if_malloc(e: Error) -> Error {
+    if e.msg.contains(MALLOC_FAILURE) {
+        Error::new(crate::error::Code::COROTLS_ERR_NOMEM, e.msg).because(COROTLS_REASON_NOMEM)
+    } else {
+        e
+    }
 }
 
 /// Copy a C string owned by OpenSSL (static or short-lived) into Rust.
@@ -255,14 +269,14 @@ pub fn parse_certs_pem(pem: &[u8], what: &str) -> Result<Vec<X509>> {
     // one is expected, anything else (or no certificate at all) is not.
     let queue = take_errors().unwrap_or_default();
     if certs.is_empty() {
-        return Err(
-            Error::arg(format!("{what}: no PEM certificate found ({queue})")).because(COROTLS_REASON_CERT_PARSE)
-        );
+        return Err(nomem_if_malloc(
+            Error::arg(format!("{what}: no PEM certificate found ({queue})")).because(COROTLS_REASON_CERT_PARSE),
+        ));
     }
     if !queue.is_empty() && !queue.contains("no start line") {
-        return Err(
-            Error::arg(format!("{what}: malformed PEM certificate ({queue})")).because(COROTLS_REASON_CERT_PARSE)
-        );
+        return Err(nomem_if_malloc(
+            Error::arg(format!("{what}: malformed PEM certificate ({queue})")).because(COROTLS_REASON_CERT_PARSE),
+        ));
     }
     Ok(certs)
 }
@@ -270,17 +284,19 @@ pub fn parse_certs_pem(pem: &[u8], what: &str) -> Result<Vec<X509>> {
 /// The password callback handed to PEM readers: supplies the configured
 /// password, or none (so OpenSSL never prompts on a terminal).
 unsafe extern "C" fn password_cb(buf: *mut c_char, size: c_int, _rwflag: c_int, user: *mut c_void) -> c_int {
-    // SAFETY: `user` points at the Option<&[u8]> that parse_key_pem keeps
-    // alive for the duration of the PEM read.
-    let pw = unsafe { &*(user as *const Option<&[u8]>) };
-    match pw {
-        Some(p) if p.len() <= size.max(0) as usize => {
-            // SAFETY: buf has room for `size` bytes and p.len() <= size.
-            unsafe { ptr::copy_nonoverlapping(p.as_ptr(), buf as *mut u8, p.len()) };
-            p.len() as c_int
+    crate::unload::callback_guard(0, || {
+        // SAFETY: `user` points at the Option<&[u8]> that parse_key_pem keeps
+        // alive for the duration of the PEM read.
+        let pw = unsafe { &*(user as *const Option<&[u8]>) };
+        match pw {
+            Some(p) if p.len() <= size.max(0) as usize => {
+                // SAFETY: buf has room for `size` bytes and p.len() <= size.
+                unsafe { ptr::copy_nonoverlapping(p.as_ptr(), buf as *mut u8, p.len()) };
+                p.len() as c_int
+            }
+            _ => 0,
         }
-        _ => 0,
-    }
+    })
 }
 
 /// The first private key in a PEM buffer (PKCS#8, PKCS#1, SEC1; encrypted
@@ -312,7 +328,9 @@ pub fn parse_key_pem(pem: &[u8], password: Option<&[u8]>, what: &str) -> Result<
                 (true, false) => (" (the key is encrypted and no password was given)", COROTLS_REASON_KEY_PASSWORD),
                 _ => ("", COROTLS_REASON_KEY_PARSE),
             };
-            Err(Error::arg(format!("{what}: cannot read the private key{hint}: {detail}")).because(reason))
+            Err(nomem_if_malloc(
+                Error::arg(format!("{what}: cannot read the private key{hint}: {detail}")).because(reason),
+            ))
         }
     }
 }

@@ -162,7 +162,7 @@ impl SslRef {
                     return Error::new(COROTLS_ERR_VERIFY, format!("{what}: {detail}"))
                         .because(COROTLS_REASON_NO_PEER_CERT);
                 }
-                Error::tls(format!("{what}: {detail}")).because_of(reason, number)
+                super::nomem_if_malloc(Error::tls(format!("{what}: {detail}")).because_of(reason, number))
             }
         }
     }
