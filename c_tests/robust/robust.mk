@@ -59,6 +59,11 @@ ASAN_MAKE    = $(MAKE) --no-print-directory OUT=$(ASAN_DIR) HARNESS_BUILD=$(ASAN
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0 \
             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 LSAN_OPTIONS=report_objects=1
 
+# The native robust suite fails every allocation N in turn (no crash, a
+# clean error); under LeakSanitizer every 5th N is enough to catch a leak
+# on a failure path, in a fifth of the time (about 50 s instead of 240).
+ASAN_ALLOC_FAIL_STEP ?= 5
+
 .PHONY: check-asan asan-build asan-run
 check-asan: $(LIB_SO) $(MELON_FACE_SO) $(HARNESS_CERTS) $(SILLY_CERTDIR)/.done $(LOOP_EXAMPLES) $(EX_OUT)/tls_echo_server
 	@$(ASAN_MAKE) asan-build
@@ -76,8 +81,8 @@ asan-run:
 	  $(MELANG_CORE_TESTS)
 	@$(ASAN_ENV) COROTLS_CERTDIR=$(HARNESS_CERTDIR) MELON_TEST_LIGHT=1 c_tests/harness/run.sh --asan \
 	  --suite melon-face-asan --label "Melon face C tests" $(MELON_FACE_TESTS)
-	@$(ASAN_ENV) $(ROBUST_ENV) c_tests/harness/run.sh --asan --suite robust-asan --label "robust C tests" \
-	  $(ROBUST_TESTS)
+	@$(ASAN_ENV) $(ROBUST_ENV) ALLOC_FAIL_STEP=$(ASAN_ALLOC_FAIL_STEP) c_tests/harness/run.sh --asan \
+	  --suite robust-asan --label "robust C tests" $(ROBUST_TESTS)
 	@$(call silly_run,silly-asan,$(ASAN_ENV) $(SILLY_VALGRIND_ENV))
 
 CHECKS += check-asan
