@@ -22,11 +22,14 @@
 // into the header, not a Rust `# Safety` section.
 #![allow(clippy::missing_safety_doc)]
 
+pub mod close;
 pub mod conf;
 pub mod conn;
 #[path = "loop.rs"]
 pub mod event_loop;
 pub(crate) mod handles;
+pub mod ktls;
+pub mod peer;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Reason, Result};

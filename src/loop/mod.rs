@@ -26,11 +26,14 @@
 mod accept;
 mod api;
 mod cancel;
+mod close;
 mod connect;
 mod dispatch;
 mod entry;
 mod ops;
+mod peer;
 mod resolver;
+mod sendfile;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,8 @@
 pub mod ciphers;
 pub mod ctx;
 pub mod fifo;
+pub mod ktls;
+pub mod peer;
 pub mod ssl;
 
 use crate::error::{Error, Reason::*, Result};
