@@ -302,8 +302,7 @@ impl ConfBuilder {
         if self.role != Role::Server {
             return Err(Error::state("a client CA list is for servers"));
         }
-        let certs = ossl::parse_certs_pem(pem, "client CA list").map_err(|e| e.because(COROTLS_REASON_TRUST))?;
-        self.client_ca = Some(certs);
+        self.client_ca = Some(ossl::parse_certs_pem(pem, "client CA list")?);
         Ok(())
     }
 
