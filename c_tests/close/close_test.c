@@ -257,6 +257,12 @@ static void conn_server_vs_s_client(int kill_it)
     char got[64];
     CHECK(util_read_n(c, got, 3, T) == COROTLS_OK && !memcmp(got, "hi\n", 3), "it came");
     if (kill_it) {
+        /* Once s_client has read all we sent (tickets too), its death is a
+         * FIN, not a reset for unread data. */
+        char buf[8192];
+        CHECK(util_write_all(c, "ok-to-die\n", 10, T) == COROTLS_OK &&
+                  harness_read_until(out, "ok-to-die", T, buf, sizeof buf) > 0,
+              "s_client read everything");
         kill(pid, SIGKILL);
         harness_wait(pid, T);
     } else {
@@ -604,6 +610,11 @@ static void loop_server_vs_s_client(int kill_it)
     char got[64];
     CHECK(lu_recv_n(l, fd, got, 3, T) == COROTLS_OK && !memcmp(got, "hi\n", 3), "it came");
     if (kill_it) {
+        /* As for the conn: its death must be a FIN, not a reset. */
+        char buf[8192];
+        CHECK(lu_send(l, fd, "ok-to-die\n", 10, T, NULL) == COROTLS_OK &&
+                  harness_read_until(out, "ok-to-die", T, buf, sizeof buf) > 0,
+              "s_client read everything");
         kill(pid, SIGKILL);
         harness_wait(pid, T);
     } else {
