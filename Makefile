@@ -89,6 +89,7 @@ include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
 include c_tests/mtls/mtls.mk
 include c_tests/close/close.mk
+include c_tests/ktls/ktls.mk
 include adapters/melon/melon.mk
 include adapters/silly/silly.mk
 include adapters/melang/melang.mk
