@@ -85,6 +85,7 @@ include c_tests/package/package.mk
 include c_tests/native/native.mk
 include examples/examples.mk
 include benches/bench.mk
+include benches/sendfile.mk
 include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
 include c_tests/mtls/mtls.mk
