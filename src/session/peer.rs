@@ -69,6 +69,8 @@ impl Session {
         if self._conf.verify() == Verify::None {
             return PeerVerify { present, code: -1 };
         }
+        // c_long is i64 only on LP64 hosts.
+        #[allow(clippy::unnecessary_cast)]
         let v = ssl.verify_code() as i64;
         let code = if v != 0 {
             v
@@ -78,5 +80,115 @@ impl Session {
             -1
         };
         PeerVerify { present, code }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::{Conf, ConfBuilder, Identity, Role};
+    use crate::error::Code::*;
+    use crate::session::close::{SHUTDOWN_RECEIVED, SHUTDOWN_SENT};
+    use crate::testutil::cert;
+
+    fn id(c: &str, k: &str) -> Identity {
+        Identity::from_files(&cert(c), &cert(k), None).unwrap()
+    }
+
+    fn confs(verify: Verify, client_id: Option<(&str, &str)>) -> (Conf, Conf) {
+        let mut sb = ConfBuilder::new(Role::Server);
+        sb.add_identity(id("leaf.crt", "leaf.key")).unwrap();
+        sb.add_ca_file(&cert("ca.crt")).unwrap();
+        sb.set_verify(verify);
+        let mut cb = ConfBuilder::new(Role::Client);
+        cb.add_ca_file(&cert("ca.crt")).unwrap();
+        if let Some((c, k)) = client_id {
+            cb.add_identity(id(c, k)).unwrap();
+        }
+        cb.set_ktls(true);
+        (cb.build().unwrap(), sb.build().unwrap())
+    }
+
+    /// Move ciphertext both ways until neither side has any to send.
+    fn pump(a: &mut Session, b: &mut Session) {
+        let mut buf = vec![0u8; 1 << 16];
+        for _ in 0..1000 {
+            let _ = a.handshake();
+            let _ = b.handshake();
+            let n = a.out_read(&mut buf);
+            if n > 0 {
+                b.feed(&buf[..n]).unwrap();
+            }
+            let m = b.out_read(&mut buf);
+            if m > 0 {
+                a.feed(&buf[..m]).unwrap();
+            }
+            if n == 0 && m == 0 && a.out_pending() == 0 && b.out_pending() == 0 {
+                return;
+            }
+        }
+    }
+
+    fn pair(verify: Verify, client_id: Option<(&str, &str)>) -> (Session, Session) {
+        let (cc, sc) = confs(verify, client_id);
+        let mut c = Session::new(&cc).unwrap();
+        c.set_sni(b"localhost").unwrap();
+        let mut s = Session::new(&sc).unwrap();
+        pump(&mut c, &mut s);
+        (c, s)
+    }
+
+    #[test]
+    fn both_ends_read_the_peer_certificate() {
+        let (c, s) = pair(Verify::Require, Some(("leaf.crt", "leaf.key")));
+        assert!(c.handshake_done() && s.handshake_done());
+        for who in [&c, &s] {
+            assert_eq!(who.peer_field(PeerField::Subject), "CN=localhost");
+            assert_eq!(who.peer_field(PeerField::Issuer), "CN=corotls test CA");
+            assert_eq!(who.peer_field(PeerField::Sans), "DNS:localhost\nIP:127.0.0.1\nIP:::1");
+            let pem = std::fs::read_to_string(cert("leaf.crt")).unwrap();
+            assert_eq!(who.peer_field(PeerField::CertPem), pem);
+            assert!(who.peer_field(PeerField::ChainPem).starts_with(&pem));
+            assert_eq!(who.peer_field(PeerField::Verify), "ok");
+            assert_eq!(who.peer_verify(), PeerVerify { present: true, code: 0 });
+        }
+    }
+
+    #[test]
+    fn optional_without_a_certificate_reports_no_peer() {
+        let (c, s) = pair(Verify::Peer, None);
+        assert!(c.handshake_done() && s.handshake_done());
+        assert_eq!(s.peer_verify(), PeerVerify { present: false, code: -1 });
+        assert_eq!(s.peer_field(PeerField::Subject), "");
+        assert_eq!(s.peer_field(PeerField::ChainPem), "");
+        assert_eq!(s.peer_field(PeerField::Verify), "not verified");
+    }
+
+    #[test]
+    fn require_without_a_certificate_fails_with_no_peer_cert() {
+        let (_c, s) = pair(Verify::Require, None);
+        assert!(!s.handshake_done());
+        let (reason, _) = s.last_reason();
+        assert_eq!(reason, crate::error::Reason::COROTLS_REASON_NO_PEER_CERT);
+    }
+
+    #[test]
+    fn shutdown_states_and_the_ktls_report() {
+        let (mut c, mut s) = pair(Verify::None, None);
+        assert_eq!(c.shutdown_state(), 0);
+        let k = c.ktls_status();
+        assert!(!k.send && !k.recv && !k.why.is_empty(), "{k:?}");
+        assert!(s.ktls_status().why.contains("not requested"));
+        c.shutdown().unwrap();
+        assert_eq!(c.shutdown_state(), SHUTDOWN_SENT);
+        pump(&mut c, &mut s);
+        let mut buf = [0u8; 8];
+        assert_eq!(s.read(&mut buf).unwrap_err().code, COROTLS_CLOSED);
+        assert_eq!(s.shutdown_state(), SHUTDOWN_RECEIVED);
+        s.shutdown().unwrap();
+        pump(&mut c, &mut s);
+        assert_eq!(c.read(&mut buf).unwrap_err().code, COROTLS_CLOSED);
+        assert_eq!(c.shutdown_state(), SHUTDOWN_SENT | SHUTDOWN_RECEIVED);
+        assert_eq!(s.shutdown_state(), SHUTDOWN_SENT | SHUTDOWN_RECEIVED);
     }
 }

@@ -71,3 +71,62 @@ impl Conn {
         Ok(sent)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conf::{ConfBuilder, Identity, Role};
+    use crate::error::Code::*;
+    use crate::testutil::cert;
+    use std::io::Write;
+
+    #[test]
+    fn sendfile_sends_the_range_byte_for_byte() {
+        let mut sb = ConfBuilder::new(Role::Server);
+        sb.add_identity(Identity::from_files(&cert("leaf.crt"), &cert("leaf.key"), None).unwrap()).unwrap();
+        let mut cb = ConfBuilder::new(Role::Client);
+        cb.add_ca_file(&cert("ca.crt")).unwrap();
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for the two descriptors.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+        let mut c = Conn::new(&cb.build().unwrap(), fds[0]).unwrap();
+        c.session_mut().set_sni(b"localhost").unwrap();
+        let mut s = Conn::new(&sb.build().unwrap(), fds[1]).unwrap();
+        for _ in 0..100 {
+            let _ = (c.handshake(), s.handshake());
+        }
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut f = tempfile();
+        f.write_all(&data).unwrap();
+        let file = std::os::fd::AsRawFd::as_raw_fd(&f);
+        let (off, len) = (1234u64, 250_000u64);
+        let (mut sent, mut got) = (0u64, Vec::new());
+        let mut buf = vec![0u8; 1 << 16];
+        while got.len() < len as usize {
+            if sent < len {
+                match c.sendfile(file, off + sent, len - sent) {
+                    Ok(n) => sent += n,
+                    Err(e) => assert_eq!(e.code, COROTLS_WANT_WRITE),
+                }
+            }
+            match s.read(&mut buf) {
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => assert!(e.is_want(), "{e:?}"),
+            }
+        }
+        assert_eq!(got, &data[off as usize..(off + len) as usize]);
+        let short = c.sendfile(file, data.len() as u64, 10).unwrap_err();
+        assert_eq!(short.reason, COROTLS_REASON_FILE);
+        assert_eq!(c.sendfile(file, 0, 0).unwrap_err().code, COROTLS_ERR_ARG);
+        crate::net::close_fd(fds[0]);
+        crate::net::close_fd(fds[1]);
+    }
+
+    fn tempfile() -> std::fs::File {
+        let dir = std::env::temp_dir();
+        let path = dir.join(format!("corotls-sendfile-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+}
