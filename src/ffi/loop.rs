@@ -110,10 +110,11 @@ pub struct corotls_loop {
 /// and no Lua error across it (a host whose script errors longjmp runs the
 /// script in a protected call inside the callback).  It may call, on the
 /// same loop: every operation (accept, connect, handshake, send, recv,
-/// read, read_until), close, cancel, set_sni, set_verify_host, set_limit,
-/// the timeouts, and the queries (info, reason, is_alive, unread_bytes,
-/// unsent_bytes, pending, timeout, fd).  It must not call dispatch (it
-/// gets COROTLS_BUSY), run, or free the loop.
+/// read, read_until, sendfile, shutdown), close, cancel, set_sni,
+/// set_verify_host, set_limit, the timeouts, and the queries (info, reason,
+/// is_alive, unread_bytes, unsent_bytes, peer_cert, peer_verify,
+/// shutdown_state, ktls, pending, timeout, fd).  It must not call dispatch
+/// (it gets COROTLS_BUSY), run, or free the loop.
 pub type corotls_loop_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize)>;
 
