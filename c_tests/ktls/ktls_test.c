@@ -358,6 +358,61 @@ TEST(loop_sendfile_small_range_inline_to_openssl)
     harness_kill(pid);
 }
 
+/* A peer that does not read: the sendfile times out (or is cancelled)
+ * with the count of the bytes that will still reach the peer, and they do,
+ * exactly the file's prefix. */
+static void sendfile_cut_short(int cancel)
+{
+    corotls_loop *l = NULL;
+    REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
+    corotls_conf *sconf = util_server_conf("leaf.crt", "leaf.key");
+    int port, cfd, sfd;
+    int lfd = lu_listen(l, sconf, &port);
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, kconf, &cfd, &sfd) == 0, "loop pair");
+    lu_small_buffers(cfd, 16384);
+    lu_small_buffers(sfd, 16384);
+    size_t size = 4 << 20;
+    int file = make_file(size);
+    struct lu_done d = {0};
+    corotls_result r = corotls_loop_sendfile(l, cfd, file, 0, size, cancel ? -1 : 300, lu_cb, &d);
+    REQUIRE(r == COROTLS_PENDING, "4 MiB into small buffers nobody reads: PENDING");
+    if (cancel) {
+        lu_spin(l, 100);
+        CHECK(corotls_loop_cancel(l, cfd) == COROTLS_OK, "cancel");
+    }
+    CHECK(lu_wait(l, &d, T) && d.calls == 1, "one callback");
+    corotls_result want = cancel ? COROTLS_ERR_CANCELLED : COROTLS_TIMEOUT;
+    CHECK(d.r == want && d.len > 0 && d.len < size, "%s with %zu of %zu bytes committed", corotls_result_name(d.r),
+          d.len, size);
+    size_t committed = d.len;
+    lu_reset(&d);
+    uint8_t *got = malloc(committed), *want_bytes = malloc(committed);
+    CHECK(lu_recv_n(l, sfd, got, committed, T) == COROTLS_OK, "the peer reads all %zu committed bytes", committed);
+    CHECK(pread(file, want_bytes, committed, 0) == (ssize_t)committed && !memcmp(got, want_bytes, committed),
+          "exactly the file's prefix");
+    CHECK(lu_send(l, cfd, "after", 5, T, NULL) == COROTLS_OK, "the stream goes on");
+    char tail[5];
+    CHECK(lu_recv_n(l, sfd, tail, 5, T) == COROTLS_OK && !memcmp(tail, "after", 5), "in order");
+    free(got);
+    free(want_bytes);
+    close(file);
+    corotls_loop_close(l, cfd);
+    corotls_loop_close(l, sfd);
+    corotls_loop_close(l, lfd);
+    corotls_loop_free(l);
+    corotls_conf_free(sconf);
+}
+
+TEST(loop_sendfile_timeout_commits_a_prefix_and_loses_nothing)
+{
+    sendfile_cut_short(0);
+}
+
+TEST(loop_sendfile_cancel_commits_a_prefix_and_loses_nothing)
+{
+    sendfile_cut_short(1);
+}
+
 TEST(sendfile_bad_input)
 {
     struct echo_server es;
