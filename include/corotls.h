@@ -902,7 +902,8 @@ corotls_result corotls_conn_flush(corotls_conn *c);
 /**
  * Send close_notify.  OK once it is on the wire (WANT_WRITE: call again
  * when writable).  The peer's close_notify is not awaited; read until
- * CLOSED for a two-way close.  Before the handshake nothing is sent.
+ * CLOSED for a two-way close (a half-close: the peer's data still comes),
+ * or use corotls_conn_close.  Before the handshake nothing is sent.
  */
 corotls_result corotls_conn_shutdown(corotls_conn *c);
 

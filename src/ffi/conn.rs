@@ -168,7 +168,8 @@ pub unsafe extern "C" fn corotls_conn_flush(c: *mut corotls_conn) -> Code {
 
 /// Send close_notify.  OK once it is on the wire (WANT_WRITE: call again
 /// when writable).  The peer's close_notify is not awaited; read until
-/// CLOSED for a two-way close.  Before the handshake nothing is sent.
+/// CLOSED for a two-way close (a half-close: the peer's data still comes),
+/// or use corotls_conn_close.  Before the handshake nothing is sent.
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conn_shutdown(c: *mut corotls_conn) -> Code {
     with_conn(c, |conn| conn.shutdown())
