@@ -458,6 +458,92 @@ TEST(session_s_server_q_is_eof)
     session_vs_s_server(0);
 }
 
+/* Our session as a server over an accepted socket; s_client sends a line,
+ * then closes (stdin EOF: close_notify) or is killed (none). */
+static void session_server_vs_s_client(int kill_it)
+{
+    int port, in, out;
+    int lfd = harness_listen_loopback(&port);
+    REQUIRE(lfd >= 0, "listener");
+    const char *args[] = {"-servername", "localhost", NULL};
+    pid_t pid = harness_spawn_s_client(port, args, &in, &out);
+    REQUIRE(pid > 0, "s_client");
+    int fd = accept(lfd, NULL, NULL);
+    corotls_session *s = NULL;
+    REQUIRE(fd >= 0 && corotls_session_new(sconf, &s) == COROTLS_OK, "accepted");
+    corotls_result r;
+    long long end = harness_now_ms() + T;
+    while ((r = corotls_session_handshake(s)) == COROTLS_WANT_READ && harness_now_ms() < end)
+        pump(s, fd, 100);
+    pump(s, fd, 0);
+    CHECK(r == COROTLS_OK, "session server handshake: %s", corotls_session_error(s));
+    CHECK(write(in, "hi\n", 3) == 3, "s_client sends a line");
+    char got[64];
+    end = harness_now_ms() + T;
+    while ((r = corotls_session_read_exact(s, (uint8_t *)got, 3)) == COROTLS_WANT_READ && harness_now_ms() < end)
+        pump(s, fd, 100);
+    CHECK(r == COROTLS_OK && !memcmp(got, "hi\n", 3), "it came");
+    if (kill_it) {
+        /* Its death must be a FIN: let it read what we sent (tickets). */
+        char buf[8192];
+        CHECK(corotls_session_write(s, (const uint8_t *)"ok-to-die\n", 10) == COROTLS_OK && pump(s, fd, 0) >= 0 &&
+                  harness_read_until(out, "ok-to-die", T, buf, sizeof buf) > 0,
+              "s_client read everything");
+        kill(pid, SIGKILL);
+        harness_wait(pid, T);
+    } else {
+        close(in);
+        in = -1;
+    }
+    size_t n;
+    r = session_read_all(s, fd, got, sizeof got, &n);
+    CHECK(r == (kill_it ? COROTLS_EOF : COROTLS_CLOSED), "%s: %s", kill_it ? "killed" : "stdin EOF",
+          corotls_result_name(r));
+    corotls_session_free(s);
+    close(fd);
+    close(lfd);
+    if (in >= 0)
+        close(in);
+    close(out);
+    harness_kill(pid);
+}
+
+TEST(session_server_s_client_close_notify_is_closed)
+{
+    session_server_vs_s_client(0);
+}
+
+TEST(session_server_s_client_killed_is_eof)
+{
+    session_server_vs_s_client(1);
+}
+
+/* Half-close on a session: ours queued and sent, the echo still comes. */
+TEST(session_half_close_keeps_reading)
+{
+    int port, out, fd;
+    pid_t pid = py_echo(NULL, &port, &out);
+    REQUIRE(pid > 0, "python echo");
+    corotls_session *s = session_client(port, &fd);
+    REQUIRE(s, "session");
+    CHECK(corotls_session_write(s, (const uint8_t *)"abc", 3) == COROTLS_OK, "write");
+    CHECK(corotls_session_shutdown(s) == COROTLS_OK && corotls_session_shutdown_state(s) == COROTLS_SHUTDOWN_SENT,
+          "shutdown: SENT (queued)");
+    CHECK(corotls_session_write(s, (const uint8_t *)"x", 1) == COROTLS_ERR_ARG, "no write after it");
+    char got[64];
+    size_t n;
+    corotls_result r = session_read_all(s, fd, got, sizeof got, &n);
+    CHECK(n == 3 && !memcmp(got, "abc", 3) && r == COROTLS_CLOSED, "the echo, then CLOSED (%zu, %s)", n,
+          corotls_result_name(r));
+    CHECK(corotls_session_shutdown_state(s) == COROTLS_SHUTDOWN_BOTH, "BOTH");
+    char buf[1024];
+    CHECK(harness_read_until(out, "closed how=close_notify bytes=3", T, buf, sizeof buf) > 0, "python unwrapped");
+    corotls_session_free(s);
+    close(fd);
+    close(out);
+    harness_kill(pid);
+}
+
 /* ------------------------------------------------------------- loop */
 
 static int loop_connect(corotls_loop *l, int port)
