@@ -9,45 +9,9 @@
 //! Oracle: no crash, hang or leak; a side under test whose handshake
 //! completes has the peer's real certificate (verified, or none asked).
 #![no_main]
-use corotls::Session;
-use corotls_fuzz::peer::{run, Endpoint};
-use corotls_fuzz::{drain, pair, Prog, Variant};
+use corotls_fuzz::peer::{run, Side};
+use corotls_fuzz::{pair, Prog, Variant};
 use libfuzzer_sys::fuzz_target;
-
-struct Side(Session);
-
-impl Endpoint for Side {
-    fn deliver(&mut self, ct: &[u8]) {
-        let _ = self.0.feed(ct);
-    }
-    fn collect(&mut self) -> Vec<u8> {
-        drain(&mut self.0)
-    }
-    fn call(&mut self, op: u8, arg: u8, data: &[u8]) {
-        let s = &mut self.0;
-        match op % 8 {
-            0 => {
-                let _ = s.handshake();
-            }
-            1 => {
-                let _ = s.fill_plain();
-                let n = s.plain().len().min(arg as usize * 64);
-                s.consume(n);
-            }
-            2 => {
-                let _ = s.write(data);
-            }
-            3 => {
-                let _ = s.shutdown();
-            }
-            4 => s.feed_eof(),
-            _ => {
-                let mut buf = vec![0u8; 1 + arg as usize];
-                let _ = s.read(&mut buf);
-            }
-        }
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut p = Prog::new(data);

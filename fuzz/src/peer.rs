@@ -93,3 +93,39 @@ pub fn run(ep: &mut dyn Endpoint, peer: &mut Session, p: &mut Prog) {
         }
     }
 }
+
+/// A corotls session as the side under test (`handshake_mutate`).
+pub struct Side(pub Session);
+
+impl Endpoint for Side {
+    fn deliver(&mut self, ct: &[u8]) {
+        let _ = self.0.feed(ct);
+    }
+    fn collect(&mut self) -> Vec<u8> {
+        drain(&mut self.0)
+    }
+    fn call(&mut self, op: u8, arg: u8, data: &[u8]) {
+        let s = &mut self.0;
+        match op % 8 {
+            0 => {
+                let _ = s.handshake();
+            }
+            1 => {
+                let _ = s.fill_plain();
+                let n = s.plain().len().min(arg as usize * 64);
+                s.consume(n);
+            }
+            2 => {
+                let _ = s.write(data);
+            }
+            3 => {
+                let _ = s.shutdown();
+            }
+            4 => s.feed_eof(),
+            _ => {
+                let mut buf = vec![0u8; 1 + arg as usize];
+                let _ = s.read(&mut buf);
+            }
+        }
+    }
+}
