@@ -9,8 +9,8 @@
 //! after its security level); an accepted list builds a conf.
 #![no_main]
 use corotls::ffi::conf::*;
-use corotls::Code;
 use corotls::ossl::ciphers::{check_cipher_list, check_groups, check_suites};
+use corotls::Code;
 use corotls::{ConfBuilder, Identity, Role};
 use corotls_fuzz::certs::pki;
 use corotls_fuzz::Prog;

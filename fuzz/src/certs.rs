@@ -62,7 +62,8 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, 
         b.append_extension(BasicConstraints::new().critical().build().unwrap()).unwrap();
     }
     if let Some(dns) = san {
-        let ext = SubjectAlternativeName::new().dns(dns).build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None)).unwrap();
+        let ext =
+            SubjectAlternativeName::new().dns(dns).build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None)).unwrap();
         b.append_extension(ext).unwrap();
     }
     b.sign(issuer.map(|(_, k)| k).unwrap_or(key), MessageDigest::sha256()).unwrap();

@@ -69,7 +69,9 @@ thread_local! {
 
 /// The (server, client) confs of a variant, built once per thread.
 pub fn confs(v: Variant) -> (Conf, Conf) {
-    CONFS.with(|c| c.borrow_mut()[v.index()].get_or_insert_with(|| (build(Role::Server, v), build(Role::Client, v))).clone())
+    CONFS.with(|c| {
+        c.borrow_mut()[v.index()].get_or_insert_with(|| (build(Role::Server, v), build(Role::Client, v))).clone()
+    })
 }
 
 /// A server session and a client session (SNI and name check: `HOST`).

@@ -64,7 +64,8 @@ impl MelonConn {
         init();
         let mut sv = [0 as c_int; 2];
         // SAFETY: sv has room for the two fds.
-        let rc = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0, sv.as_mut_ptr()) };
+        let rc =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0, sv.as_mut_ptr()) };
         assert_eq!(rc, 0, "socketpair: {}", std::io::Error::last_os_error());
         // SAFETY: sv[0] is a fresh socket; the confs exist (init).
         let tc = unsafe { melon_fuzz_open(if server { 0 } else { 1 }, sv[0]) };
