@@ -34,6 +34,7 @@ fn reference(wire: &[u8]) -> Option<Vec<&[u8]>> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    corotls_fuzz::start();
     let mut p = Prog::new(data);
     let sel = p.byte();
     let wire = p.rest();

@@ -47,6 +47,7 @@ fn assert_usable_ciphers_are_strong(conf: &corotls::Conf) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    corotls_fuzz::start();
     let mut p = Prog::new(data);
     let sel = p.byte();
     let raw = p.rest();

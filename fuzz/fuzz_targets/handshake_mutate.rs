@@ -14,6 +14,7 @@ use corotls_fuzz::{pair, Prog, Variant};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    corotls_fuzz::start();
     let mut p = Prog::new(data);
     let head = p.byte();
     let v = Variant::from_byte(head);

@@ -34,6 +34,7 @@ fn armour(der: &[u8], label: &str, legacy_encrypted: bool) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    corotls_fuzz::start();
     let mut p = Prog::new(data);
     let sel = p.byte();
     let pw_len = p.byte() as usize;

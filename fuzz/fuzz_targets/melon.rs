@@ -13,6 +13,8 @@ use corotls_fuzz::{pair, peer, Prog, Variant};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    corotls_fuzz::melon::init();
+    corotls_fuzz::start();
     let mut p = Prog::new(data);
     let face_is_client = p.byte() & 0x80 != 0;
     let (server, client) = pair(Variant::from_byte(0));

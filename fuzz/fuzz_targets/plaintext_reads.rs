@@ -194,6 +194,7 @@ impl Reader {
 
 fuzz_target!(|data: &[u8]| {
     let (sc, cc) = CONFS.with(|c| (c.server, c.client));
+    corotls_fuzz::start();
     let mut p = Prog::new(data);
     // SAFETY: every handle is made here and freed at the end; buffers are
     // valid for the lengths passed.

@@ -13,6 +13,7 @@ use corotls_fuzz::{pair, peer, Prog, Variant};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    corotls_fuzz::start();
     let mut p = Prog::new(data);
     let alpn = p.byte() & 1 != 0;
     let (_, client) = pair(Variant { tls12: false, client_cert: false, alpn });

@@ -1,6 +1,8 @@
 //! Test PKI made in code when a process starts: a CA, a server identity for
 //! `localhost` and a client identity, all EC P-256, plus the server key
-//! encrypted with `PASSWORD`.  Nothing is read from or written to disk
+//! encrypted with `PASSWORD`.  The keys come from the deterministic random
+//! stream of `rng`, so every fuzz process makes the same PKI (and recorded
+//! handshakes replay); never use such keys outside a fuzzer.  Nothing is read from or written to disk
 //! (but by `write_files`, for the Melon face, whose confs take file names).
 
 use openssl::asn1::Asn1Time;
@@ -53,8 +55,9 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, 
     b.set_subject_name(&subject).unwrap();
     b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&subject)).unwrap();
     b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    // Fixed dates: the same certificate in every process (see rng).
+    b.set_not_before(&Asn1Time::from_str("20250101000000Z").unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::from_str("20991231235959Z").unwrap()).unwrap();
     if issuer.is_none() {
         b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
         b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().unwrap()).unwrap();
@@ -71,6 +74,7 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, 
 }
 
 fn make() -> Pki {
+    crate::rng::reset(0);
     let ca_key = key();
     let ca = cert("corotls fuzz CA", &ca_key, None, None);
     let server_key = key();

@@ -8,6 +8,7 @@
 pub mod certs;
 pub mod melon;
 pub mod peer;
+pub mod rng;
 pub mod silly;
 
 use corotls::{Conf, ConfBuilder, Identity, Role, Session, Verify, Version};
@@ -73,6 +74,27 @@ pub fn confs(v: Variant) -> (Conf, Conf) {
         c.borrow_mut()[v.index()].get_or_insert_with(|| (build(Role::Server, v), build(Role::Client, v))).clone()
     })
 }
+
+/// What every input starts with: the PKI and every conf variant made
+/// (once, in a fixed order), then the random stream at its start, so that
+/// the same input always does the same thing and recorded transcripts
+/// replay.
+pub fn start() {
+    thread_local! {
+        static READY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !READY.with(|r| r.replace(true)) {
+        certs::pki();
+        rng::reset(1);
+        for b in 0..8 {
+            confs(Variant::from_byte(b));
+        }
+    }
+    rng::reset(INPUT_STREAM);
+}
+
+/// Where the random stream of every input starts.
+pub const INPUT_STREAM: u64 = 2;
 
 /// A server session and a client session (SNI and name check: `HOST`).
 pub fn pair(v: Variant) -> (Session, Session) {

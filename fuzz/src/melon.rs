@@ -36,7 +36,7 @@ pub const M_C_CLOSED: c_int = 4;
 /// The confs, from certificate files written once to a private temporary
 /// directory (Melon's confs take file names) and removed again at once:
 /// the face reads them when the conf is made.
-fn init() {
+pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         let dir = std::env::temp_dir().join(format!("corotls-fuzz-melon-{}", std::process::id()));

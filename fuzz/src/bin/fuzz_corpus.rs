@@ -12,11 +12,12 @@
 //!   keys (PEM, DER, encrypted), real ALPN lists, the default cipher, suite
 //!   and group lists, and read programs.
 
+use corotls::Session;
 use corotls_fuzz::certs::{pki, PASSWORD};
 use corotls_fuzz::melon::MelonConn;
 use corotls_fuzz::peer::{self, Endpoint, Side};
 use corotls_fuzz::silly::SillyTls;
-use corotls_fuzz::{drain, pair, Prog, Variant};
+use corotls_fuzz::{confs, drain, pair, rng, Prog, Variant, HOST, INPUT_STREAM};
 use std::path::Path;
 
 /// Length-prefixed chunk, as `Prog::chunk` reads it.
@@ -27,32 +28,73 @@ fn chunk(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 /// A real handshake of `v`, with one exchange of data and close_notify:
-/// the client's flights and the server's flights, in order.
+/// the client's flights and the server's flights, in order.  Each side
+/// draws from its own random stream, started where a target's input
+/// starts it, so that each side's flights are what that side, alone in a
+/// target, answers to the other's: the recording replays.
 fn flights(v: Variant) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let (mut s, mut c) = pair(v);
+    let (sc, cc) = confs(v);
+    let (mut cs, mut ss) = (INPUT_STREAM, INPUT_STREAM);
+    let mut c = rng::on_stream(&mut cs, || {
+        let mut c = Session::new(&cc).unwrap();
+        c.set_sni(HOST.as_bytes()).unwrap();
+        c
+    });
+    let mut s = rng::on_stream(&mut ss, || Session::new(&sc).unwrap());
     let (mut cf, mut sf) = (Vec::new(), Vec::new());
     for _ in 0..8 {
-        let _ = c.handshake();
-        let f = drain(&mut c);
+        let f = rng::on_stream(&mut cs, || {
+            let _ = c.handshake();
+            drain(&mut c)
+        });
         if !f.is_empty() {
             s.feed(&f).unwrap();
             cf.push(f);
         }
-        let _ = s.handshake();
-        let f = drain(&mut s);
+        let f = rng::on_stream(&mut ss, || {
+            let _ = s.handshake();
+            drain(&mut s)
+        });
         if !f.is_empty() {
             c.feed(&f).unwrap();
             sf.push(f);
         }
     }
     assert!(c.handshake_done() && s.handshake_done(), "recording a handshake of {v:?}");
-    c.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
-    c.shutdown().unwrap();
-    cf.push(drain(&mut c));
-    s.write(b"HTTP/1.1 200 OK\r\n\r\nhello\n").unwrap();
-    s.shutdown().unwrap();
-    sf.push(drain(&mut s));
+    rng::on_stream(&mut cs, || {
+        c.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+        c.shutdown().unwrap();
+        cf.push(drain(&mut c));
+    });
+    rng::on_stream(&mut ss, || {
+        s.write(b"HTTP/1.1 200 OK\r\n\r\nhello\n").unwrap();
+        s.shutdown().unwrap();
+        sf.push(drain(&mut s));
+    });
     (cf, sf)
+}
+
+/// Replay one side's recorded input the way session_server /
+/// session_client do, and check that the handshake completes and the
+/// other side's data arrives: the recording is a real transcript.
+fn check_replay(v: Variant, server: bool, flights: &[Vec<u8>]) {
+    let (sc, cc) = confs(v);
+    rng::reset(INPUT_STREAM);
+    let mut s = Session::new(if server { &sc } else { &cc }).unwrap();
+    if !server {
+        s.set_sni(HOST.as_bytes()).unwrap();
+        let _ = s.handshake();
+        drain(&mut s);
+    }
+    for f in flights {
+        s.feed(f).unwrap();
+        let _ = s.handshake();
+        let _ = s.fill_plain();
+        drain(&mut s);
+    }
+    let who = if server { "server" } else { "client" };
+    assert!(s.handshake_done(), "the recorded flights of {v:?} do not replay to a {who} handshake");
+    assert!(s.plain().starts_with(if server { b"GET /" } else { b"HTTP/1.1" }), "no data replayed ({who})");
 }
 
 /// The program of a real handshake and a data exchange for any endpoint.
@@ -88,6 +130,8 @@ fn save(dir: &Path, target: &str, name: &str, data: &[u8]) {
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: fuzz-corpus DIR");
     let dir = Path::new(&dir);
+    corotls_fuzz::melon::init();
+    corotls_fuzz::start();
     let mut n = 0;
     let mut put = |target: &str, name: &str, data: &[u8]| {
         save(dir, target, name, data);
@@ -97,6 +141,8 @@ fn main() {
     for vb in 0..8u8 {
         let v = Variant::from_byte(vb);
         let (cf, sf) = flights(v);
+        check_replay(v, true, &cf);
+        check_replay(v, false, &sf);
         let mut server_in = vec![vb];
         cf.iter().for_each(|f| chunk(&mut server_in, f));
         put("session_server", &format!("handshake-v{vb}"), &server_in);
