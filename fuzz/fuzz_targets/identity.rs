@@ -1,4 +1,5 @@
-//! Identity, key and trust loading from arbitrary bytes: PEM text as given,
+//! Identity, key and trust loading (PEM in memory, CA file) from
+//! arbitrary bytes: PEM text as given,
 //! or DER bytes inside PEM armour (so OpenSSL's DER decoders see arbitrary
 //! input), keys encrypted or not, with or without a password; the real
 //! certificate or key on the other side, so the key-match check runs too.
@@ -71,9 +72,19 @@ fuzz_target!(|data: &[u8]| {
         b.build().expect("a server conf with a loaded identity builds");
     }
     if sel & 7 >= 4 {
-        // The bytes as trust anchors (PEM CA bundle).
+        // The bytes as trust anchors: a PEM CA bundle in memory, or a CA
+        // file (read, then parsed like the bundle).
         let mut b = ConfBuilder::new(Role::Client);
-        if b.add_ca_pem(&bytes).is_ok() {
+        let loaded = if sel & 7 == 5 {
+            let path = std::env::temp_dir().join(format!("corotls-fuzz-ca-{}.pem", std::process::id()));
+            std::fs::write(&path, &bytes).unwrap();
+            let r = b.add_ca_file(&path);
+            std::fs::remove_file(&path).unwrap();
+            r
+        } else {
+            b.add_ca_pem(&bytes)
+        };
+        if loaded.is_ok() {
             b.build().expect("a client conf with loaded trust builds");
         }
     }
