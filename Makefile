@@ -93,6 +93,7 @@ include adapters/melang/melang.mk
 include c_tests/melang/melang.mk
 include c_tests/robust/robust.mk
 include c_tests/scan/scan.mk
+include fuzz/fuzz.mk
 
 examples: $(EXAMPLES)
 

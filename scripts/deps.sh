@@ -11,6 +11,7 @@ set -euo pipefail
 
 packages=(
     gcc make pkg-config binutils   # C tests, examples, the silly module; nm/readelf
+    g++                            # libFuzzer's C++ part (make fuzz-build, cargo-fuzz)
     libssl-dev openssl             # OpenSSL 3 headers (openssl-sys) and the CLI peers
     valgrind                       # every C suite runs again under it
     python3 python3-venv           # the Python TLS peer; sslyze's virtualenv (make scan-venv)
