@@ -60,7 +60,7 @@ pub(crate) fn role_of(v: i32) -> Result<Role> {
 ///
 /// # Safety
 /// The builder is used by one thread at a time (the documented contract).
-unsafe fn builder<'a>(b: *mut corotls_conf_builder) -> Result<&'a mut ConfBuilder> {
+pub(crate) unsafe fn builder<'a>(b: *mut corotls_conf_builder) -> Result<&'a mut ConfBuilder> {
     // SAFETY: a live Builder handle names a Box<ConfBuilder>.
     Ok(&mut *object::<ConfBuilder>(b as usize, Kind::Builder, "builder")?)
 }

@@ -103,7 +103,10 @@ impl SslSession {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(i64::MAX);
-        now >= made as i64 + life as i64
+        // c_long is 32 bits on some targets.
+        #[allow(clippy::useless_conversion)]
+        let end = i64::from(made).saturating_add(i64::from(life));
+        now >= end
     }
 
     /// The protocol version (wire value).

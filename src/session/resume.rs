@@ -58,14 +58,17 @@ impl Session {
     /// before the handshake it is not offered (a full handshake).
     pub fn import_session(&mut self, der: &[u8]) -> Result<()> {
         self.before_handshake("a session import").map_err(|e| self.fail(e))?;
-        let r = self.check_import(der);
-        match r {
+        match self.check_import(der) {
             Ok(s) => {
                 self.resume.imported_for = self.resume_name();
                 self.resume.imported = Some(s);
                 Ok(())
             }
-            Err(e) => Err(self.fail(e)),
+            // Refused, the session is as it was: a full handshake can follow.
+            Err(e) => {
+                self.remember(&e);
+                Err(e)
+            }
         }
     }
 
