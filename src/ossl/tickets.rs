@@ -164,8 +164,9 @@ unsafe fn set_hmac(hctx: *mut sys::EVP_MAC_CTX, key: &[u8; 32]) -> bool {
 
 /// OpenSSL's ticket callback: `enc` 1 asks for the current key (fill
 /// `name` and `iv`); 0 gives a ticket's `name` and `iv` to decrypt with.
-/// Returns 1 (go on), 2 (decrypted with an old key: renew the ticket), 0
-/// (unknown or retired key: full handshake) or -1 (error).
+/// Returns 1 (go on), 2 (renew the ticket: it was under an old key, or
+/// it is TLS 1.3), 0 (unknown or retired key: full handshake) or -1
+/// (error).
 unsafe extern "C" fn ticket_key_cb(
     ssl: *mut sys::SSL,
     name: *mut c_uchar,
@@ -213,9 +214,12 @@ unsafe extern "C" fn ticket_key_cb(
                 iv.as_ptr(),
             ) == 1
                 && set_hmac(hctx, &k.hmac);
+            // TLS 1.3 clients use each ticket once (RFC 8446 C.4), and
+            // OpenSSL sends a resumed client a new ticket only on renewal.
+            let tls13 = sys::SSL_version(ssl) == sys::TLS1_3_VERSION;
             match (ok, i) {
                 (false, _) => -1,
-                (true, 0) => 1,
+                (true, 0) if !tls13 => 1,
                 (true, _) => 2,
             }
         }

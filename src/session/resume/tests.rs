@@ -58,7 +58,9 @@ fn the_cache_resumes_per_sni_in_both_versions() {
         assert!(!run(keyed(&cc, "localhost"), &sc).resumed(), "{v:?}: first is full");
         assert_eq!(cc.session_cache().unwrap().len(), 1, "{v:?}: a session is kept");
         assert!(run(keyed(&cc, "localhost"), &sc).resumed(), "{v:?}: second resumes");
-        assert!(run(keyed(&cc, "localhost"), &sc).resumed(), "{v:?}: third resumes");
+        for i in 3..8 {
+            assert!(run(keyed(&cc, "localhost"), &sc).resumed(), "{v:?}: connection {i} resumes");
+        }
         assert!(!run(keyed(&cc, "alt1.example"), &sc).resumed(), "{v:?}: another SNI is a full handshake");
         // Another conf (its own cache) never resumes the first one's sessions.
         assert!(!run(keyed(&client(), "localhost"), &sc).resumed(), "{v:?}: another conf");
