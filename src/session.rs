@@ -361,6 +361,7 @@ impl Session {
             Ok(()) => {
                 self.handshake_done = true;
                 self.capture_info();
+                self.finish_resumption();
                 Ok(())
             }
             Err(e) if e.code == COROTLS_WANT_READ && self.eof => {

@@ -9,11 +9,14 @@
 //! (so it travels with an export) and an import must match it.
 
 use super::Session;
-use crate::conf::{CacheKey, Role, Verify};
+use crate::conf::{CacheKey, Role, SessionCache, Verify};
 use crate::error::{Error, Reason::*, Result};
 use crate::ossl::extras;
 use crate::ossl::sess::{self, SslSession};
 use std::ffi::CString;
+use std::sync::Arc;
+
+const TLS1_3: i32 = 0x0304;
 
 /// A session's resumption state (client sessions only).
 #[derive(Default)]
@@ -26,6 +29,8 @@ pub(super) struct ResumeState {
     imported_for: Option<Vec<u8>>,
     /// The name given to `set_verify_host`.
     pub(super) verify_host: Option<Vec<u8>>,
+    /// Where this session's sessions go, once the handshake started.
+    store: Option<(CacheKey, Arc<SessionCache>)>,
 }
 
 impl Session {
@@ -125,6 +130,7 @@ impl Session {
         };
         let recorded = name.as_ref().and_then(|n| CString::new(n.clone()).ok());
         let store = key.clone().zip(cache.clone());
+        self.resume.store = store.clone();
         extras::set_session_sink(
             self.ssl(),
             Box::new(move |s: SslSession| {
@@ -151,6 +157,24 @@ impl Session {
         Ok(())
     }
 
+    /// After the handshake: OpenSSL reports no session for a resumed TLS
+    /// 1.2 handshake, also when the server renewed the ticket (after a key
+    /// rotation); keep the renewed one.
+    pub(super) fn finish_resumption(&mut self) {
+        let Some((key, cache)) = &self.resume.store else { return };
+        if !self.ssl().session_reused() {
+            return;
+        }
+        if let Some(s) = self.ssl().session().filter(|s| s.version() < TLS1_3).and_then(|s| s.dup()) {
+            if let Some(n) = self.resume_name().and_then(|n| CString::new(n).ok()) {
+                if s.set_name(&n).is_err() {
+                    return;
+                }
+            }
+            cache.put(key, s);
+        }
+    }
+
     /// The handshake resumed a session (false before it completes).
     pub fn resumed(&self) -> bool {
         self.handshake_done && self.ssl().session_reused()
@@ -166,9 +190,16 @@ impl Session {
         if !self.handshake_done {
             return Err(Error::state("no session before the handshake completes"));
         }
-        match self.ssl().session() {
-            Some(s) if s.is_resumable() && s.name().is_some() => s.to_der(),
-            _ => Err(Error::state(
+        match self.ssl().session().filter(|s| s.is_resumable()).and_then(|s| s.dup()) {
+            Some(s) => {
+                // Recorded on a copy: OpenSSL's own holds the SNI the
+                // server acknowledged, if any.
+                if let Some(n) = self.resume_name().and_then(|n| CString::new(n).ok()) {
+                    s.set_name(&n)?;
+                }
+                s.to_der()
+            }
+            None => Err(Error::state(
                 "no resumable session yet (in TLS 1.3 the server's tickets come after the handshake: read first), \
                  or the server issues none",
             )),
