@@ -88,6 +88,7 @@ include benches/bench.mk
 include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
 include c_tests/resume/resume.mk
+include c_tests/keylog/keylog.mk
 include adapters/melon/melon.mk
 include adapters/silly/silly.mk
 include adapters/melang/melang.mk
