@@ -203,7 +203,9 @@ TEST(the_file_sink_appends_privately_and_refuses_bad_paths)
         corotls_conf_free(cc);
     }
     struct stat st;
-    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "created with mode 0600 (%o)", st.st_mode & 0777);
+    memset(&st, 0, sizeof st);
+    int stat_ok = stat(path, &st) == 0;
+    CHECK(stat_ok && (st.st_mode & 0777) == 0600, "created with mode 0600 (%o)", (unsigned)(st.st_mode & 0777));
     FILE *f = fopen(path, "r");
     char line[400];
     int n = 0;
@@ -218,8 +220,8 @@ TEST(the_file_sink_appends_privately_and_refuses_bad_paths)
     CHECK(corotls_conf_builder_set_keylog_file(cb, "/nonexistent-dir/keys.txt") == COROTLS_ERR_ARG &&
               says("cannot open key log file") && corotls_last_reason(NULL) == COROTLS_REASON_FILE,
           "a file that cannot be created: ERR_ARG, reason FILE");
-    CHECK(corotls_conf_builder_set_keylog_file(cb, harness_certdir()) == COROTLS_ERR_ARG,
-          "a directory: ERR_ARG (%s)", corotls_last_error());
+    CHECK(corotls_conf_builder_set_keylog_file(cb, harness_certdir()) == COROTLS_ERR_ARG && says("directory"),
+          "a directory: ERR_ARG");
     CHECK(corotls_conf_builder_set_keylog_file(cb, NULL) == COROTLS_ERR_ARG, "NULL path: ERR_ARG");
     CHECK(corotls_conf_builder_set_keylog_file(NULL, path) == COROTLS_ERR_ARG, "NULL builder: ERR_ARG");
     CHECK(corotls_conf_builder_set_keylog_callback(NULL, collect, NULL) == COROTLS_ERR_ARG, "NULL builder: ERR_ARG");

@@ -77,7 +77,7 @@ static void capture_and_decrypt(const char *version)
     const char *targv[] = {"tshark", "-n", "-i", "lo", "-f", filter, "-w", cap, NULL};
     int tout;
     pid_t ts = harness_spawn(targv, NULL, &tout);
-    char buf[4096];
+    char buf[4096] = "";
     int capturing = ts > 0 && harness_read_until(tout, "Capturing on", T, buf, sizeof buf) > 0;
     if (!CHECK(capturing, "TLS %s: tshark captures on lo (needs root or dumpcap's capabilities): %s", version,
                buf)) {
