@@ -21,3 +21,12 @@ keylog-check: $(KEYLOG_TESTS) $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_clien
 
 CHECKS += keylog-check
 SUITES += keylog keylog-valgrind
+
+# make check-asan: keylog_api built with sanitizers (robust.mk's second
+# make) runs before its own suites.
+asan-build: $(OUT)/keylog_api
+asan-run: keylog-asan-run
+.PHONY: keylog-asan-run
+keylog-asan-run:
+	@$(ASAN_ENV) c_tests/harness/run.sh --asan --suite keylog-asan --label "key-log C tests" $(OUT)/keylog_api
+SUITES += keylog-asan

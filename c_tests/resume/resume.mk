@@ -20,3 +20,12 @@ resume-check: $(RESUME_TESTS) $(EX_OUT)/tls_echo_server $(EX_OUT)/tls_echo_clien
 
 CHECKS += resume-check
 SUITES += resume resume-valgrind
+
+# make check-asan: the same programs built with sanitizers (robust.mk's
+# second make) run before its own suites.
+asan-build: $(RESUME_TESTS)
+asan-run: resume-asan-run
+.PHONY: resume-asan-run
+resume-asan-run:
+	@$(ASAN_ENV) c_tests/harness/run.sh --asan --suite resume-asan --label "resumption C tests" $(RESUME_TESTS)
+SUITES += resume-asan

@@ -156,6 +156,16 @@ impl SslSession {
         (!s.is_null()).then_some(SslSession(s))
     }
 
+    /// Move the session's start `secs` seconds back (tests of expiry).
+    #[cfg(test)]
+    pub fn age(&self, secs: i64) {
+        extern "C" {
+            fn SSL_SESSION_set_time(s: *mut sys::SSL_SESSION, t: c_long) -> c_long;
+        }
+        // SAFETY: live session owned by the test.
+        unsafe { SSL_SESSION_set_time(self.0, (sys::SSL_SESSION_get_time(self.0) as i64 - secs) as c_long) };
+    }
+
     pub fn as_ptr(&self) -> *mut sys::SSL_SESSION {
         self.0
     }

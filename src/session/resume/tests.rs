@@ -102,6 +102,12 @@ fn export_import_checks_and_rotation() {
         let mut c = Session::new(&cc).unwrap();
         c.set_sni(b"localhost").unwrap();
         assert!(c.import_session(b"garbage").unwrap_err().msg.contains("not a TLS session"));
+        // A session past its lifetime is refused.
+        let old = crate::ossl::sess::SslSession::from_der(&der).unwrap();
+        old.age(3 * 86400);
+        let mut c = Session::new(&cc).unwrap();
+        c.set_sni(b"localhost").unwrap();
+        assert!(c.import_session(&old.to_der().unwrap()).unwrap_err().msg.contains("expired"), "{v:?}: expired");
         // A conf trusting another CA does not take it.
         let mut b = ConfBuilder::new(Role::Client);
         b.add_ca_file(&cert("selfsigned.crt")).unwrap();
