@@ -128,22 +128,24 @@ impl Session {
             }
             _ => None,
         };
-        let recorded = name.as_ref().and_then(|n| CString::new(n.clone()).ok());
         let store = key.clone().zip(cache.clone());
         self.resume.store = store.clone();
-        extras::set_session_sink(
-            self.ssl(),
-            Box::new(move |s: SslSession| {
-                if let Some(n) = &recorded {
-                    if s.set_name(n).is_err() {
-                        return;
+        // Only a session with a cache to fill listens for the server's
+        // sessions (each one is copied; `export_session` needs none).
+        if let Some((k, c)) = store {
+            let recorded = name.as_ref().and_then(|n| CString::new(n.clone()).ok());
+            extras::set_session_sink(
+                self.ssl(),
+                Box::new(move |s: SslSession| {
+                    if let Some(n) = &recorded {
+                        if s.set_name(n).is_err() {
+                            return;
+                        }
                     }
-                }
-                if let Some((k, c)) = &store {
-                    c.put(k, s);
-                }
-            }),
-        )?;
+                    c.put(&k, s);
+                }),
+            )?;
+        }
         let offer = match self.resume.imported.take() {
             Some(s) if self.resume.imported_for == name && s.is_resumable() => Some(s),
             Some(_) => None,
