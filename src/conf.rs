@@ -17,6 +17,11 @@ use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::sync::Arc;
 
+mod keylog;
+mod resume;
+pub use keylog::{file_sink as keylog_file_sink, KEYLOG_ENV};
+pub use resume::{CacheKey, SessionCache, DEFAULT_CACHE_SIZE};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Client,
@@ -129,6 +134,10 @@ pub struct ConfBuilder {
     suites: Option<CString>,
     groups: Option<CString>,
     alpn: Option<Vec<u8>>,
+    /// Tickets (server) and the session cache (client): conf/resume.rs.
+    resume: resume::ResumeSettings,
+    /// Where handshake secrets go, when asked (conf/keylog.rs).
+    keylog: Option<ossl::extras::KeyLogSink>,
 }
 
 /// TLS 1.2: forward secrecy (ECDHE) and AEAD (AES-GCM, ChaCha20-Poly1305)
@@ -161,6 +170,8 @@ impl ConfBuilder {
             suites: None,
             groups: None,
             alpn: None,
+            resume: Default::default(),
+            keylog: None,
         }
     }
 
@@ -308,12 +319,14 @@ impl ConfBuilder {
             ))
             .because(COROTLS_REASON_TRUST));
         }
+        let mut extras = ossl::extras::CtxExtras { keylog: self.keylog.clone(), ..Default::default() };
+        let resume = self.resume_state(&mut extras)?;
         let mut ctxs = Vec::with_capacity(self.identities.len().max(1));
         if self.identities.is_empty() {
-            ctxs.push(self.configured_ctx(None)?);
+            ctxs.push(self.with_extras(self.configured_ctx(None)?, &extras)?);
         }
         for id in &self.identities {
-            ctxs.push(self.configured_ctx(Some(id))?);
+            ctxs.push(self.with_extras(self.configured_ctx(Some(id))?, &extras)?);
         }
         let primary = ctxs[0].clone();
         if self.role == Role::Server {
@@ -330,7 +343,26 @@ impl ConfBuilder {
             }
             primary.set_server_callbacks(self.alpn.clone(), sni)?;
         }
-        Ok(Conf(Arc::new(ConfInner { role: self.role, verify: self.verify, checks_name: self.checks_name(), primary })))
+        Ok(Conf(Arc::new(ConfInner {
+            role: self.role,
+            verify: self.verify,
+            checks_name: self.checks_name(),
+            primary,
+            resume,
+        })))
+    }
+
+    /// Resumption and key-log settings of one context, with the state the
+    /// contexts of one build share.
+    fn with_extras(&self, ctx: Ctx, extras: &ossl::extras::CtxExtras) -> Result<Ctx> {
+        self.configure_resume(&ctx)?;
+        if extras.keylog.is_some() {
+            ossl::keylog::configure(&ctx);
+        }
+        if extras.tickets.is_some() || extras.keylog.is_some() {
+            ossl::extras::set_ctx_extras(&ctx, extras.clone())?;
+        }
+        Ok(ctx)
     }
 
     /// One SSL_CTX with every setting of this builder and `id` installed.
@@ -386,6 +418,7 @@ struct ConfInner {
     verify: Verify,
     checks_name: bool,
     primary: Ctx,
+    resume: resume::ConfResume,
 }
 
 impl Conf {

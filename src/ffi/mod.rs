@@ -27,6 +27,8 @@ pub mod conn;
 #[path = "loop.rs"]
 pub mod event_loop;
 pub(crate) mod handles;
+pub mod keylog;
+pub mod resume;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Reason, Result};

@@ -31,6 +31,7 @@ mod dispatch;
 mod entry;
 mod ops;
 mod resolver;
+mod resume;
 mod table;
 #[cfg(test)]
 mod tests;
