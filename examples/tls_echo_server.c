@@ -2,7 +2,8 @@
  * tls_echo_server: echo every byte of every connection back, over TLS.
  *
  *   tls_echo_server --listen HOST:PORT --cert FILE --key FILE
- *                   [--cert FILE --key FILE]... [--ca FILE] [--verify-client]
+ *                   [--cert FILE --key FILE]... [--ca FILE]
+ *                   [--verify-client [optional|require]] [--client-ca FILE]
  *                   [--alpn LIST] [--ciphers STR] [--suites STR]
  *                   [--min-version 1.2|1.3] [--max-version 1.2|1.3]
  *                   [--handshake-timeout MS] [--idle-timeout MS]
@@ -13,6 +14,14 @@
  * cleanly on SIGINT or SIGTERM (each open connection gets a close_notify).
  * Several --cert/--key pairs give SNI selection (the first whose
  * certificate matches the client's name, else the first).
+ *
+ * Client certificates (mTLS): --verify-client require (or --verify-client
+ * alone) refuses clients without a certificate trusted by --ca; optional
+ * asks for one and verifies it if sent.  The CertificateRequest names the
+ * CAs of --ca, or those of --client-ca FILE.  With either mode each
+ * connection prints, after its handshake, one line on stderr:
+ *     tls_echo_server: peer subject: CN=corotls-client (verify: ok)
+ *     tls_echo_server: peer subject: none
  *
  * Deadlines: a connection must finish its handshake within
  * --handshake-timeout ms of accept (default 10000) and is closed after
@@ -64,7 +73,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: tls_echo_server --listen HOST:PORT --cert FILE --key FILE [--cert FILE --key FILE]...\n"
-            "                       [--ca FILE] [--verify-client] [--alpn LIST] [--ciphers STR]\n"
+            "                       [--ca FILE] [--verify-client [optional|require]] [--client-ca FILE]\n"
+            "                       [--alpn LIST] [--ciphers STR]\n"
             "                       [--suites STR] [--min-version 1.2|1.3] [--max-version 1.2|1.3]\n"
             "                       [--handshake-timeout MS] [--idle-timeout MS]\n"
             "                       [--keylog FILE]\n");
@@ -163,6 +173,39 @@ static void client_run(struct client *c)
     }
 }
 
+static int verify_client; /* 0, COROTLS_VERIFY_PEER (optional) or _REQUIRE */
+
+/* mTLS: say who the peer is, once its handshake is done. */
+static void say_peer(int fd)
+{
+    char subject[1024];
+    bool present = false;
+    int64_t code = -1;
+    corotls_loop_peer_verify(loop, fd, &present, &code);
+    if (!present) {
+        fprintf(stderr, "tls_echo_server: peer subject: none\n");
+        return;
+    }
+    char verdict[256] = "";
+    corotls_loop_peer_cert(loop, fd, COROTLS_PEER_SUBJECT, subject, sizeof subject, NULL);
+    corotls_loop_peer_cert(loop, fd, COROTLS_PEER_VERIFY, verdict, sizeof verdict, NULL);
+    fprintf(stderr, "tls_echo_server: peer subject: %s (verify: %s)\n", subject, verdict);
+}
+
+static void handshake_cb(void *user_data, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    struct client *c = user_data;
+    (void)fd;
+    (void)data;
+    (void)len;
+    if (r != COROTLS_OK) {
+        client_end(c, r);
+        return;
+    }
+    say_peer(c->fd);
+    client_run(c);
+}
+
 static void serve(int fd)
 {
     struct client *c = malloc(sizeof *c);
@@ -171,6 +214,12 @@ static void serve(int fd)
         return;
     }
     c->fd = fd;
+    if (verify_client) { /* the handshake first, to name the peer */
+        corotls_result r = corotls_loop_handshake(loop, fd, -1, handshake_cb, c);
+        if (r != COROTLS_PENDING)
+            handshake_cb(c, fd, r, NULL, 0);
+        return;
+    }
     client_run(c);
 }
 
@@ -221,16 +270,20 @@ static int split_hostport(const char *spec, char *host, size_t cap, const char *
 
 int main(int argc, char **argv)
 {
-    const char *listen_on = NULL, *ca = NULL, *alpn = NULL, *ciphers = NULL, *suites = NULL;
+    const char *listen_on = NULL, *ca = NULL, *client_ca = NULL, *alpn = NULL, *ciphers = NULL, *suites = NULL;
     const char *keylog = NULL;
     const char *certs[MAX_IDS], *keys[MAX_IDS];
-    int ncert = 0, nkey = 0, verify_client = 0, vmin = COROTLS_TLS1_2, vmax = COROTLS_TLS1_3;
+    int ncert = 0, nkey = 0, vmin = COROTLS_TLS1_2, vmax = COROTLS_TLS1_3;
     int handshake_ms = 10000, idle_ms = 300000;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--verify-client")) {
-            verify_client = 1;
+        if (!strcmp(a, "--verify-client")) { /* alone (the first form): require */
+            verify_client = COROTLS_VERIFY_REQUIRE;
+            if (v && !strcmp(v, "optional"))
+                verify_client = COROTLS_VERIFY_PEER, i++;
+            else if (v && !strcmp(v, "require"))
+                i++;
             continue;
         }
         if (v == NULL)
@@ -240,6 +293,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--cert") && ncert < MAX_IDS) certs[ncert++] = v;
         else if (!strcmp(a, "--key") && nkey < MAX_IDS) keys[nkey++] = v;
         else if (!strcmp(a, "--ca")) ca = v;
+        else if (!strcmp(a, "--client-ca")) client_ca = v;
         else if (!strcmp(a, "--alpn")) alpn = v;
         else if (!strcmp(a, "--ciphers")) ciphers = v;
         else if (!strcmp(a, "--suites")) suites = v;
@@ -264,7 +318,9 @@ int main(int argc, char **argv)
     if (r == COROTLS_OK && ca)
         r = corotls_conf_builder_add_ca_file(b, ca);
     if (r == COROTLS_OK && verify_client)
-        r = corotls_conf_builder_set_verify(b, COROTLS_VERIFY_REQUIRE);
+        r = corotls_conf_builder_set_verify(b, verify_client);
+    if (r == COROTLS_OK && client_ca)
+        r = corotls_conf_builder_set_client_ca_file(b, client_ca);
     if (r == COROTLS_OK)
         r = corotls_conf_builder_set_versions(b, vmin, vmax);
     if (r == COROTLS_OK && ciphers)

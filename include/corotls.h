@@ -335,6 +335,69 @@ typedef enum {
 } corotls_info;
 
 /**
+ * What corotls_session_peer_cert (and the conn and loop forms) copy out:
+ * a corotls_peer_field value.  Every field is "" when the peer sent no
+ * certificate (see corotls_session_peer_verify for whether it did).
+ */
+typedef enum {
+    /**
+     * The subject, one line: "CN=corotls-client, O=..." (RFC 2253
+     * escaping, UTF-8, fields in certificate order).
+     */
+    COROTLS_PEER_SUBJECT = 0,
+    /**
+     * The issuer, in the same format.
+     */
+    COROTLS_PEER_ISSUER = 1,
+    /**
+     * The subject alternative names, one per line (joined by "\n", no
+     * final newline): "DNS:localhost", "IP:127.0.0.1", "IP:::1",
+     * "email:a@b", "URI:spiffe://x"; "" when there are none.
+     */
+    COROTLS_PEER_SANS = 2,
+    /**
+     * The leaf certificate in PEM ("-----BEGIN CERTIFICATE-----...").
+     */
+    COROTLS_PEER_CERT_PEM = 3,
+    /**
+     * Every certificate the peer sent, leaf first, in PEM, one after the
+     * other (both roles read alike: OpenSSL's server-side view without the
+     * leaf is completed).
+     */
+    COROTLS_PEER_CHAIN_PEM = 4,
+    /**
+     * The verdict in words, as corotls_session_verify_result: "ok", the
+     * X509 reason ("certificate has expired"...), or "not verified".
+     */
+    COROTLS_PEER_VERIFY = 5,
+} corotls_peer_field;
+
+/**
+ * Bits of a shutdown state (corotls_session_shutdown_state and the conn
+ * and loop forms), or'ed: a corotls_shutdown_state value.
+ */
+typedef enum {
+    /**
+     * Neither close_notify yet.
+     */
+    COROTLS_SHUTDOWN_NONE = 0,
+    /**
+     * Our close_notify: queued (session: send what
+     * corotls_session_out_read gives), on the wire (conn, loop).
+     */
+    COROTLS_SHUTDOWN_SENT = 1,
+    /**
+     * The peer's close_notify has been read (reads give COROTLS_CLOSED
+     * once the data before it is gone).
+     */
+    COROTLS_SHUTDOWN_RECEIVED = 2,
+    /**
+     * Both: the TLS stream is closed both ways.
+     */
+    COROTLS_SHUTDOWN_BOTH = 3,
+} corotls_shutdown_state;
+
+/**
  * An immutable, reference-counted configuration.  Thread-safe.
  */
 typedef struct corotls_conf corotls_conf;
@@ -453,10 +516,11 @@ typedef struct corotls_session corotls_session;
  * and no Lua error across it (a host whose script errors longjmp runs the
  * script in a protected call inside the callback).  It may call, on the
  * same loop: every operation (accept, connect, handshake, send, recv,
- * read, read_until), close, cancel, set_sni, set_verify_host, set_limit,
- * the timeouts, and the queries (info, reason, is_alive, unread_bytes,
- * unsent_bytes, pending, timeout, fd).  It must not call dispatch (it
- * gets COROTLS_BUSY), run, or free the loop.
+ * read, read_until, sendfile, shutdown), close, cancel, set_sni,
+ * set_verify_host, set_limit, the timeouts, and the queries (info, reason,
+ * is_alive, unread_bytes, unsent_bytes, peer_cert, peer_verify,
+ * shutdown_state, ktls, pending, timeout, fd).  It must not call dispatch
+ * (it gets COROTLS_BUSY), run, or free the loop.
  */
 typedef void (*corotls_loop_cb)(void *user_data,
                                 int32_t fd,
@@ -515,6 +579,63 @@ const char *corotls_last_error(void);
  * COROTLS_VERSION_STRING is in the header the library was built with.
  */
 const char *corotls_version(void);
+
+/**
+ * The session's shutdown state (see corotls_shutdown_state): SENT once
+ * corotls_session_shutdown queued our close_notify, RECEIVED once the
+ * peer's was read.  -1 for NULL or a handle that is not a live session.
+ * The transport ending without close_notify sets neither (reads give
+ * COROTLS_EOF).
+ */
+int32_t corotls_session_shutdown_state(const corotls_session *s);
+
+/**
+ * The conn's shutdown state (see corotls_shutdown_state): SENT once our
+ * close_notify is on the wire (not merely queued behind a full socket),
+ * RECEIVED once the peer's was read.  -1 for NULL or a handle that is not
+ * a live conn.  What a non-blocking corotls_conn_close is waiting for:
+ * SENT missing, the socket to take ours (WANT_WRITE); RECEIVED missing,
+ * the peer's (WANT_READ).
+ */
+int32_t corotls_conn_shutdown_state(const corotls_conn *c);
+
+/**
+ * Two-way close: send our close_notify (as corotls_conn_shutdown, once),
+ * then read until the peer's arrives.  OK when both are done (state
+ * COROTLS_SHUTDOWN_BOTH); WANT_WRITE: ours waits for the socket; WANT_READ:
+ * waiting for the peer's (call again when readable); EOF: the transport
+ * ended without the peer's close_notify; an error otherwise.  Plaintext
+ * that arrives meanwhile is read and **discarded**, also what was buffered
+ * and not yet read: for a half-close that keeps the data, call
+ * corotls_conn_shutdown and then corotls_conn_read until COROTLS_CLOSED.
+ * Before the handshake there is nothing to close: OK, nothing sent.  The
+ * fd stays open (the caller's).
+ */
+corotls_result corotls_conn_close(corotls_conn *c);
+
+/**
+ * Half-close `fd`: send our close_notify and keep the connection
+ * readable.  An operation with the loop's conventions (busy rule,
+ * timeout, inline OK or PENDING then the callback once): OK when
+ * close_notify is on the wire (before the handshake nothing is sent).
+ * Afterwards corotls_loop_send (and sendfile) fail with COROTLS_ERR_ARG
+ * (reason WRONG_STATE), while recv, read and read_until go on: they give
+ * the data the peer sends, then COROTLS_CLOSED when its close_notify
+ * comes, or COROTLS_EOF when the stream ends without it.  A timeout leaves
+ * close_notify queued (it still goes out).  corotls_loop_close is still
+ * needed to release the fd.
+ */
+corotls_result corotls_loop_shutdown(corotls_loop *l,
+                                     int32_t fd,
+                                     int32_t timeout_ms,
+                                     corotls_loop_cb cb,
+                                     void *user_data);
+
+/**
+ * The shutdown state of the connection `fd` (see corotls_conn_shutdown_state)
+ * into `*out` (required; 0 on failure).  Not an operation: never BUSY.
+ */
+corotls_result corotls_loop_shutdown_state(corotls_loop *l, int32_t fd, int32_t *out);
 
 /**
  * Start a configuration for `role` (COROTLS_CLIENT or COROTLS_SERVER).
@@ -1367,6 +1488,182 @@ corotls_result corotls_conn_import(corotls_conn *c, const uint8_t *data, size_t 
  * is not a connection of this loop.
  */
 corotls_result corotls_loop_resumed(corotls_loop *l, int32_t fd, bool *out);
+
+/**
+ * Ask for kernel TLS (kTLS) on connections of this conf (default off):
+ * where OpenSSL and the kernel support it, records would be encrypted
+ * and decrypted by the kernel after the handshake.  Asking never fails a
+ * handshake and changes nothing on the wire; corotls_conn_ktls and
+ * corotls_loop_ktls report whether offload is active, and why not.
+ *
+ * **Not built here**: corotls sessions move ciphertext through their own
+ * FIFO BIOs (one transport for every face), and OpenSSL turns kTLS on
+ * only for socket BIOs, so offload is never active yet; the report says
+ * so (or that the kernel has no TLS module, which is checked first).
+ * corotls_conn_sendfile and corotls_loop_sendfile read, encrypt and write
+ * in chunks, with the same bytes on the wire.
+ */
+corotls_result corotls_conf_builder_set_ktls(corotls_conf_builder *b, bool on);
+
+/**
+ * Whether kernel TLS carries the conn's records: `*send` / `*recv`
+ * (required) for each direction.  When either is false, the reason is
+ * copied into `why` (`cap` bytes; NULL with 0 to skip it), as
+ * corotls_session_peer_cert copies text (`*why_len`, may be NULL, gets its
+ * length): "not requested (corotls_conf_builder_set_ktls)", "the
+ * handshake is not complete", "the kernel offers no TLS ULP (...)", or
+ * that offload is not built for corotls' transport.  "" when both are on.
+ */
+corotls_result corotls_conn_ktls(const corotls_conn *c,
+                                 bool *send,
+                                 bool *recv,
+                                 char *why,
+                                 size_t cap,
+                                 size_t *why_len);
+
+/**
+ * corotls_conn_ktls for the connection `fd` of the loop (not an
+ * operation: never BUSY).
+ */
+corotls_result corotls_loop_ktls(corotls_loop *l,
+                                 int32_t fd,
+                                 bool *send,
+                                 bool *recv,
+                                 char *why,
+                                 size_t cap,
+                                 size_t *why_len);
+
+/**
+ * Send `len` (> 0) bytes of the file `file_fd` from `offset`, as
+ * corotls_conn_write would send them (the kernel path is used when
+ * corotls_conn_ktls reports send offload, which is never the case yet:
+ * the file is read with pread in 64 KiB chunks, encrypted and written).
+ * The file offset of `file_fd` does not move; the fd stays the caller's.
+ * OK with `*out_sent` (required) = bytes now on the wire: fewer than
+ * `len` means call again (when writable) with `offset + *out_sent` and
+ * `len - *out_sent`; WANT_WRITE: nothing more went out (up to 64 KiB may
+ * already be encrypted and is not encrypted twice, as for
+ * corotls_conn_write).  Drives the handshake first (WANT_READ possible).
+ * ERR_ARG, reason FILE, when the file cannot be read or ends before the
+ * range does (bytes before that point are sent first: the call returns
+ * OK with them, the next one the error).
+ */
+corotls_result corotls_conn_sendfile(corotls_conn *c,
+                                     int32_t file_fd,
+                                     uint64_t offset,
+                                     uint64_t len,
+                                     uint64_t *out_sent);
+
+/**
+ * Send `len` (> 0) bytes of the file `file_fd` from `offset` over `fd`:
+ * corotls_loop_send's conventions (busy rule: one operation per fd;
+ * timeout; drives the handshake first).  OK: every byte is on the wire.
+ * PENDING: the callback runs once, its `len` counting the bytes that
+ * reached the stream (all on OK; on TIMEOUT, CANCELLED or a failure, the
+ * prefix that will still reach the peer).  The file is read with pread in
+ * 64 KiB chunks as the socket drains (never whole into memory), encrypted
+ * and written (the user-space path: kernel offload is not built, see
+ * corotls_conf_builder_set_ktls); its offset does not move.  `file_fd`
+ * stays the caller's and must stay open until the operation completes.
+ * ERR_ARG (reason FILE) when the file cannot be read or ends before the
+ * range does.
+ */
+corotls_result corotls_loop_sendfile(corotls_loop *l,
+                                     int32_t fd,
+                                     int32_t file_fd,
+                                     uint64_t offset,
+                                     uint64_t len,
+                                     int32_t timeout_ms,
+                                     corotls_loop_cb cb,
+                                     void *user_data);
+
+/**
+ * Server: the CA names to send in the CertificateRequest (the client
+ * picks a certificate issued by one of them), from the certificates in
+ * the PEM file `path` (read now; only their subjects are sent, nothing
+ * is trusted by this call).  Without this call a server that verifies
+ * clients (corotls_conf_builder_set_verify PEER or REQUIRE) sends the
+ * subjects of the CA certificates it trusts from files and PEM
+ * (corotls_conf_builder_add_ca_file, _add_ca_pem); CA directories and the
+ * system store add none.  A server that does not verify clients sends no
+ * CertificateRequest at all.  ERR_ARG for a client builder (reason
+ * WRONG_STATE), an unreadable file (FILE) or one without a certificate
+ * (CERT_PARSE); the builder keeps its previous list then.
+ */
+corotls_result corotls_conf_builder_set_client_ca_file(corotls_conf_builder *b, const char *path);
+
+/**
+ * corotls_conf_builder_set_client_ca_file from PEM in memory (`pem`,
+ * `len` bytes, copied).
+ */
+corotls_result corotls_conf_builder_set_client_ca_pem(corotls_conf_builder *b,
+                                                      const uint8_t *pem,
+                                                      size_t len);
+
+/**
+ * Copy a fact about the peer's certificate (`what`: a corotls_peer_field)
+ * into the caller's buffer `buf` of `cap` bytes, NUL-terminated; the
+ * caller owns the buffer, nothing is kept.  `*out_len` (may be NULL)
+ * receives the full length (without the NUL) in every case, so `buf` NULL
+ * with `cap` 0 asks for the size only (OK, nothing written); call again
+ * with `*out_len + 1` bytes.  A buffer too small gets as much as fits
+ * (NUL-terminated) and the result is COROTLS_ERR_ARG, reason
+ * COROTLS_REASON_LIMIT.  Every field is "" before the handshake and when
+ * the peer sent no certificate (a server that asks with VERIFY_PEER
+ * accepts a client without one); COROTLS_PEER_VERIFY says "not verified"
+ * then.  ERR_ARG for a bad `what` or handle.
+ */
+corotls_result corotls_session_peer_cert(const corotls_session *s,
+                                         int32_t what,
+                                         char *buf,
+                                         size_t cap,
+                                         size_t *out_len);
+
+/**
+ * The verdict on the peer's certificate as numbers: `*present` is true
+ * when the peer sent a certificate (and it was kept: a certificate that
+ * failed verification ended the handshake and is not); `*code` is 0
+ * (X509_V_OK) when it was verified and passed, an X509_V_ERR_* code when
+ * verification failed (10: expired, 20: unknown issuer, 62: hostname
+ * mismatch...; the handshake then failed with COROTLS_ERR_VERIFY), or -1
+ * when nothing was verified (the conf does not verify peers, the peer
+ * sent no certificate, or before the handshake).  Both pointers are
+ * required (ERR_ARG); they hold false / -1 on failure.
+ */
+corotls_result corotls_session_peer_verify(const corotls_session *s, bool *present, int64_t *code);
+
+/**
+ * corotls_session_peer_cert for the conn's session.
+ */
+corotls_result corotls_conn_peer_cert(const corotls_conn *c,
+                                      int32_t what,
+                                      char *buf,
+                                      size_t cap,
+                                      size_t *out_len);
+
+/**
+ * corotls_session_peer_verify for the conn's session.
+ */
+corotls_result corotls_conn_peer_verify(const corotls_conn *c, bool *present, int64_t *code);
+
+/**
+ * corotls_session_peer_cert for the connection `fd` of the loop (any
+ * thread; it does not count as an operation, so it is never BUSY).
+ * ERR_ARG when `fd` is not a connection open in this loop; ERR_IO after a
+ * deadline ended it.
+ */
+corotls_result corotls_loop_peer_cert(corotls_loop *l,
+                                      int32_t fd,
+                                      int32_t what,
+                                      char *buf,
+                                      size_t cap,
+                                      size_t *out_len);
+
+/**
+ * corotls_session_peer_verify for the connection `fd` of the loop (as
+ * corotls_loop_peer_cert).
+ */
+corotls_result corotls_loop_peer_verify(corotls_loop *l, int32_t fd, bool *present, int64_t *code);
 
 /**
  * Create a session for `conf` (client or server as the conf says).  The

@@ -138,6 +138,11 @@ pub struct ConfBuilder {
     resume: resume::ResumeSettings,
     /// Where handshake secrets go, when asked (conf/keylog.rs).
     keylog: Option<ossl::extras::KeyLogSink>,
+    /// The CA names a server sends in its CertificateRequest (None: the
+    /// trusted certificates given as files or PEM).
+    client_ca: Option<Vec<X509>>,
+    /// Kernel TLS asked for (see `ktls`).
+    ktls: bool,
 }
 
 /// TLS 1.2: forward secrecy (ECDHE) and AEAD (AES-GCM, ChaCha20-Poly1305)
@@ -172,6 +177,8 @@ impl ConfBuilder {
             alpn: None,
             resume: Default::default(),
             keylog: None,
+            client_ca: None,
+            ktls: false,
         }
     }
 
@@ -293,6 +300,44 @@ impl ConfBuilder {
         self.set_alpn_wire(&ossl::alpn_wire_from_names(names)?)
     }
 
+    /// Server: the CA names sent in the CertificateRequest, from the
+    /// certificates in a PEM file (read now), instead of the subjects of the
+    /// trusted certificates (see `client_ca_names`).
+    pub fn set_client_ca_file(&mut self, path: &Path) -> Result<()> {
+        let pem = files::read_regular(path, "client CA file")?;
+        self.set_client_ca_pem(&pem)
+    }
+
+    /// `set_client_ca_file` from PEM in memory.
+    pub fn set_client_ca_pem(&mut self, pem: &[u8]) -> Result<()> {
+        if self.role != Role::Server {
+            return Err(Error::state("a client CA list is for servers"));
+        }
+        self.client_ca = Some(ossl::parse_certs_pem(pem, "client CA list")?);
+        Ok(())
+    }
+
+    /// Ask for kernel TLS after the handshake (see `crate::ktls`).
+    pub fn set_ktls(&mut self, on: bool) {
+        self.ktls = on;
+    }
+
+    /// The CA names a verifying server sends: the list given, else the
+    /// subjects of the trusted certificates given as files or PEM (a CA
+    /// directory or the system store add none: they are looked up lazily).
+    fn client_ca_names(&self) -> Vec<X509> {
+        if let Some(l) = &self.client_ca {
+            return l.clone();
+        }
+        let mut out = Vec::new();
+        for t in &self.trust {
+            if let Trust::Certs(certs) = t {
+                out.extend(certs.iter().cloned());
+            }
+        }
+        out
+    }
+
     /// No ALPN (the default).
     pub fn clear_alpn(&mut self) {
         self.alpn = None;
@@ -347,6 +392,7 @@ impl ConfBuilder {
             role: self.role,
             verify: self.verify,
             checks_name: self.checks_name(),
+            ktls: self.ktls,
             primary,
             resume,
         })))
@@ -389,6 +435,12 @@ impl ConfBuilder {
             Verify::Require => PeerCheck::Required,
         };
         ctx.set_peer_check(check, server, self.checks_name());
+        if server && self.verify != Verify::None {
+            ctx.add_client_ca_names(&self.client_ca_names())?;
+        }
+        if self.ktls {
+            ctx.enable_ktls_option();
+        }
         if let (false, Some(w)) = (server, &self.alpn) {
             ctx.set_alpn_offer(w)?;
         }
@@ -417,6 +469,7 @@ struct ConfInner {
     role: Role,
     verify: Verify,
     checks_name: bool,
+    ktls: bool,
     primary: Ctx,
     resume: resume::ConfResume,
 }
@@ -427,6 +480,10 @@ impl Conf {
     }
     pub fn verify(&self) -> Verify {
         self.0.verify
+    }
+    /// Kernel TLS was asked for (`ConfBuilder::set_ktls`).
+    pub fn ktls(&self) -> bool {
+        self.0.ktls
     }
     /// A client that verifies the server's chain and its name: a session
     /// refuses to start without a name to match.

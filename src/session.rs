@@ -563,6 +563,9 @@ impl Session {
 
 pub mod host;
 pub use host::HostSsl;
+pub mod close;
+pub mod ktls;
+pub mod peer;
 
 mod plain;
 mod resume;

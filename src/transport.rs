@@ -16,6 +16,8 @@ use crate::net::{check_stream_socket, set_nonblocking};
 use crate::session::Session;
 use std::os::fd::RawFd;
 
+mod close;
+pub mod sendfile;
 pub mod socket;
 use socket::{Io, MAX_FILL};
 

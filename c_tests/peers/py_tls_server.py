@@ -32,6 +32,10 @@ Server modes
   midway    reads the ClientHello, runs a real TLS server on it in memory,
             sends only the first --bytes N bytes of the server's first flight
             (default: half of it), then closes.
+  sink      TLS server that reads everything the client sends and, at its
+            end, prints
+              sink bytes=<n> sha256=<hex> how=<close_notify|eof|error>
+            (close_notify: answered with ours through unwrap()).
   Non-echo modes print `conn mode=<mode>` per accepted connection (midway
   adds `sent=<n> of=<total>`).
 
@@ -228,6 +232,33 @@ def echo_handler(raw, args):
     close_quietly(s)
 
 
+def sink_handler(raw, args):
+    import hashlib
+    s = args.ctx.wrap_socket(raw, server_side=True,
+                             suppress_ragged_eofs=False)
+    h = hashlib.sha256()
+    n = 0
+    how = "error"
+    try:
+        while True:
+            data = s.recv(1 << 20)
+            if not data:
+                how = "close_notify"
+                try:
+                    s.unwrap()
+                except (ssl.SSLError, OSError):
+                    pass
+                break
+            h.update(data)
+            n += len(data)
+    except ssl.SSLEOFError:
+        how = "eof"
+    except (ssl.SSLError, OSError):
+        how = "error"
+    emit("sink bytes=%d sha256=%s how=%s" % (n, h.hexdigest(), how))
+    close_quietly(s)
+
+
 # ------------------------------------------------------------ raw modes
 
 def garbage_handler(conn, args):
@@ -339,7 +370,7 @@ def run_client(args):
 def main(argv):
     p = argparse.ArgumentParser(description="TLS peer for corotls tests")
     p.add_argument("mode", choices=["echo", "client", "garbage", "silent",
-                                    "hangup", "midway"])
+                                    "hangup", "midway", "sink"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int)
     p.add_argument("--cert")
@@ -364,7 +395,7 @@ def main(argv):
             p.error("client mode needs --port")
         return run_client(args)
 
-    if args.mode in ("echo", "midway"):
+    if args.mode in ("echo", "midway", "sink"):
         args.ctx = make_server_ctx(args)
     handler = {
         "echo": echo_handler,
@@ -372,6 +403,7 @@ def main(argv):
         "silent": silent_handler,
         "hangup": hangup_handler,
         "midway": midway_handler,
+        "sink": sink_handler,
     }[args.mode]
     lsock = listen(args.host)
     try:

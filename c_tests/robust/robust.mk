@@ -69,12 +69,13 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_
 ASAN_ALLOC_FAIL_STEP ?= 5
 
 .PHONY: check-asan asan-build asan-run
-check-asan: $(LIB_SO) $(MELON_FACE_SO) $(HARNESS_CERTS) $(SILLY_CERTDIR)/.done $(LOOP_EXAMPLES) $(EX_OUT)/tls_echo_server
+check-asan: $(LIB_SO) $(MELON_FACE_SO) $(HARNESS_CERTS) $(SILLY_CERTDIR)/.done $(LOOP_EXAMPLES) $(EX_OUT)/tls_echo_server \
+            $(EX_OUT)/tls_echo_client
 	@$(ASAN_MAKE) asan-build
 	@$(ASAN_MAKE) asan-run
 
 asan-build: $(NATIVE_TESTS) $(LOOP_TESTS) $(MELANG_CORE_TESTS) $(MELON_FACE_TESTS) $(ROBUST_TESTS) \
-            $(SILLY_TEST_SO) $(SILLY_TEST_HOST)
+            $(SILLY_TEST_SO) $(SILLY_TEST_HOST) $(MTLS_TESTS) $(CLOSE_TESTS) $(KTLS_TESTS)
 
 # The programs run as in their own suites, quick (as under valgrind: smaller
 # transfers, a longer watchdog), each program's sanitizer report in its log.
@@ -88,6 +89,8 @@ asan-run:
 	@$(ASAN_ENV) $(ROBUST_ENV) ALLOC_FAIL_STEP=$(ASAN_ALLOC_FAIL_STEP) c_tests/harness/run.sh --asan \
 	  --suite robust-asan --label "robust C tests" $(ROBUST_TESTS)
 	@$(call silly_run,silly-asan,$(ASAN_ENV) $(SILLY_VALGRIND_ENV))
+	@$(ASAN_ENV) c_tests/harness/run.sh --asan --suite mtls-close-ktls-asan --label "mTLS, close, kTLS C tests" \
+	  $(MTLS_TESTS) $(CLOSE_TESTS) $(KTLS_TESTS)
 
 CHECKS += check-asan
-SUITES += native-asan loop-asan melang-core-asan melon-face-asan robust-asan silly-asan
+SUITES += native-asan loop-asan melang-core-asan melon-face-asan robust-asan silly-asan mtls-close-ktls-asan

@@ -110,10 +110,11 @@ pub struct corotls_loop {
 /// and no Lua error across it (a host whose script errors longjmp runs the
 /// script in a protected call inside the callback).  It may call, on the
 /// same loop: every operation (accept, connect, handshake, send, recv,
-/// read, read_until), close, cancel, set_sni, set_verify_host, set_limit,
-/// the timeouts, and the queries (info, reason, is_alive, unread_bytes,
-/// unsent_bytes, pending, timeout, fd).  It must not call dispatch (it
-/// gets COROTLS_BUSY), run, or free the loop.
+/// read, read_until, sendfile, shutdown), close, cancel, set_sni,
+/// set_verify_host, set_limit, the timeouts, and the queries (info, reason,
+/// is_alive, unread_bytes, unsent_bytes, peer_cert, peer_verify,
+/// shutdown_state, ktls, pending, timeout, fd).  It must not call dispatch
+/// (it gets COROTLS_BUSY), run, or free the loop.
 pub type corotls_loop_cb =
     Option<unsafe extern "C" fn(user_data: *mut c_void, fd: i32, result: Code, data: *const u8, len: usize)>;
 
@@ -150,7 +151,7 @@ pub(crate) unsafe fn loop_ref<'a>(l: *const corotls_loop) -> Result<&'a Loop> {
     Ok(&*object::<Loop>(l as usize, Kind::Loop, "loop")?)
 }
 
-fn timeout_of(ms: i32) -> Result<Option<Duration>> {
+pub(crate) fn timeout_of(ms: i32) -> Result<Option<Duration>> {
     match ms {
         -1 => Ok(None),
         ms if ms >= 0 => Ok(Some(Duration::from_millis(ms as u64))),
@@ -160,7 +161,7 @@ fn timeout_of(ms: i32) -> Result<Option<Duration>> {
 
 /// Wrap a C callback.  The message of a non-OK result becomes the
 /// dispatching thread's last error before the callback runs.
-fn callback(cb: corotls_loop_cb, user_data: *mut c_void) -> Result<Callback> {
+pub(crate) fn callback(cb: corotls_loop_cb, user_data: *mut c_void) -> Result<Callback> {
     let f = cb.ok_or_else(|| Error::null("callback"))?;
     let ud = user_data as usize;
     Ok(Box::new(move |d: &Done| {
@@ -175,7 +176,7 @@ fn callback(cb: corotls_loop_cb, user_data: *mut c_void) -> Result<Callback> {
 }
 
 /// OK after handing an inline result to `now`, or PENDING.
-fn started<T>(r: Ready<T>, now: impl FnOnce(T)) -> Code {
+pub(crate) fn started<T>(r: Ready<T>, now: impl FnOnce(T)) -> Code {
     match r {
         Ready::Now(v) => {
             now(v);

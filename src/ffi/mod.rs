@@ -22,6 +22,7 @@
 // into the header, not a Rust `# Safety` section.
 #![allow(clippy::missing_safety_doc)]
 
+pub mod close;
 pub mod conf;
 pub mod conn;
 #[path = "loop.rs"]
@@ -29,6 +30,8 @@ pub mod event_loop;
 pub(crate) mod handles;
 pub mod keylog;
 pub mod resume;
+pub mod ktls;
+pub mod peer;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Reason, Result};

@@ -52,6 +52,10 @@ impl Loop {
                 let committed = before + done + c.conn.abandon_write();
                 Outcome::err(fd, cancelled_by_host(what)).with_count(committed)
             }
+            (OpKind::Sendfile(st), Kind::Conn(c)) => {
+                let committed = st.sent as usize + c.conn.abandon_write();
+                Outcome::err(fd, cancelled_by_host(what)).with_count(committed)
+            }
             (kind, _) => Outcome::err(op_fd(kind, fd), cancelled_by_host(what)),
         };
         let mut done = Vec::new();

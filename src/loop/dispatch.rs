@@ -162,6 +162,8 @@ impl Shared {
                     }
                     Err(err) => Outcome::err(fd, err),
                 }),
+                OpKind::Shutdown => c.try_shutdown().map(|r| Outcome::of(fd, r)),
+                OpKind::Sendfile(st) => c.try_sendfile(st).map(|r| Outcome::of(fd, r).with_count(st.sent as usize)),
                 OpKind::Accept { .. } => Poll::Pending,
             };
             match r {
@@ -230,6 +232,10 @@ impl Shared {
                     (OpKind::Connect { .. } | OpKind::Accept { .. }, _) => Outcome::err(-1, timed_out(what)),
                     (OpKind::Send { done: sent, before, .. }, Kind::Conn(c)) => {
                         let committed = before + sent + c.conn.abandon_write();
+                        Outcome::err(fd, timed_out(what)).with_count(committed)
+                    }
+                    (OpKind::Sendfile(st), Kind::Conn(c)) => {
+                        let committed = st.sent as usize + c.conn.abandon_write();
                         Outcome::err(fd, timed_out(what)).with_count(committed)
                     }
                     _ => Outcome::err(fd, timed_out(what)),

@@ -73,6 +73,9 @@ pub(super) enum OpKind {
         before: usize,
     },
     Read(ReadState),
+    /// Our close_notify going out (`close::half_close`).
+    Shutdown,
+    Sendfile(Box<super::sendfile::FileSend>),
 }
 
 impl OpKind {
@@ -83,6 +86,8 @@ impl OpKind {
             OpKind::Handshake => "handshake",
             OpKind::Send { .. } => "send",
             OpKind::Read(_) => "recv",
+            OpKind::Shutdown => "shutdown",
+            OpKind::Sendfile(_) => "sendfile",
         }
     }
 }
@@ -422,7 +427,7 @@ impl ConnEntry {
         if let Some(op) = &self.op {
             match op.kind {
                 OpKind::Connect { .. } => i = Interest::WRITE,
-                OpKind::Handshake | OpKind::Send { .. } => i = self.want,
+                OpKind::Handshake | OpKind::Send { .. } | OpKind::Shutdown | OpKind::Sendfile(_) => i = self.want,
                 OpKind::Read(_) => {
                     i = self.want;
                     i.read = true;
@@ -520,7 +525,10 @@ impl ConnEntry {
                 }
             }
         }
-        let sending = matches!(self.op.as_ref().map(|o| &o.kind), Some(OpKind::Send { .. } | OpKind::Handshake));
+        let sending = matches!(
+            self.op.as_ref().map(|o| &o.kind),
+            Some(OpKind::Send { .. } | OpKind::Handshake | OpKind::Shutdown | OpKind::Sendfile(_))
+        );
         if !sending && !self.write_dead && self.conn.unsent() > 0 {
             match self.conn.flush() {
                 Ok(()) => {}

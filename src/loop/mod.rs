@@ -26,12 +26,15 @@
 mod accept;
 mod api;
 mod cancel;
+mod close;
 mod connect;
 mod dispatch;
 mod entry;
 mod ops;
+mod peer;
 mod resolver;
 mod resume;
+mod sendfile;
 mod table;
 #[cfg(test)]
 mod tests;

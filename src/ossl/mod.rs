@@ -8,6 +8,8 @@ pub mod extras;
 pub mod fifo;
 pub mod keylog;
 pub mod sess;
+pub mod ktls;
+pub mod peer;
 pub mod ssl;
 pub mod tickets;
 
