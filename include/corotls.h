@@ -1356,140 +1356,6 @@ corotls_result corotls_conf_builder_set_keylog_file(corotls_conf_builder *b, con
 corotls_result corotls_conf_builder_use_sslkeylogfile(corotls_conf_builder *b, bool *enabled);
 
 /**
- * Server: whether to issue session tickets, for TLS 1.3 (tickets) and TLS
- * 1.2 (RFC 5077 session tickets).  Default true: clients that keep them
- * resume with a shorter handshake.  `false` issues none (OpenSSL's own
- * TLS 1.2 session-ID cache, per conf, still resumes TLS 1.2 clients that
- * send a session ID).  COROTLS_ERR_ARG (WRONG_STATE) on a client builder.
- */
-corotls_result corotls_conf_builder_set_tickets(corotls_conf_builder *b, bool on);
-
-/**
- * Server: the ticket key each conf built from now on starts with
- * (`key`: COROTLS_TICKET_KEY_LEN bytes, copied; keep it secret: whoever
- * has it can decrypt the sessions of recorded connections).  Without this
- * call every build makes a random key, so tickets resume only at the conf
- * that issued them; give several servers (or a restarted one) the same key
- * to share resumption, and rotate it (corotls_conf_rotate_ticket_key).
- * COROTLS_ERR_ARG for another length or a client builder.
- */
-corotls_result corotls_conf_builder_set_ticket_key(corotls_conf_builder *b,
-                                                   const uint8_t *key,
-                                                   size_t len);
-
-/**
- * Client: how many entries the conf's session cache holds (default 256;
- * 0 turns it off).  An entry is one (host, port, SNI name, verified name)
- * and keeps the newest sessions received there; when full, the entry
- * stored least recently is dropped.  The cache belongs to each built conf
- * (so to its trust): a session resumes only through the conf that
- * verified it, and only for the names it was made for.  COROTLS_ERR_ARG
- * (WRONG_STATE) on a server builder.
- */
-corotls_result corotls_conf_builder_set_session_cache_size(corotls_conf_builder *b, size_t size);
-
-/**
- * Server: rotate the conf's ticket key.  `key` (COROTLS_TICKET_KEY_LEN
- * bytes, copied), or NULL with `len` 0 for a random key, becomes current:
- * new tickets are made with it.  The keys it replaces still decrypt for
- * `grace_ms` milliseconds (a ticket they decrypt resumes, and the client
- * gets a new ticket under the current key); afterwards a ticket under
- * them gets a full handshake, never an error.  Up to 8 keys are kept.
- * Safe to call from any thread while the conf serves connections (the
- * conf is otherwise immutable).  COROTLS_ERR_ARG for a client conf, a conf
- * built with tickets off, a key of another length or a key name in use.
- */
-corotls_result corotls_conf_rotate_ticket_key(const corotls_conf *conf,
-                                              const uint8_t *key,
-                                              size_t len,
-                                              uint64_t grace_ms);
-
-/**
- * Client only, before the handshake: use the conf's session cache for
- * this session, under (`host`, `port`, the SNI name, the verified name).
- * `host` (borrowed) names where the caller connected (a DNS name or an
- * address, as the caller spells it).  When the handshake starts, the
- * newest session kept under that key is offered (a TLS 1.3 session is
- * taken out: each ticket is used once); the sessions the server gives are
- * kept under it.  Set the SNI and the host to verify before the handshake
- * as usual: they are part of the key.  Without a cache in the conf it
- * does nothing.  corotls_loop_connect does this itself.
- */
-corotls_result corotls_session_set_resume_key(corotls_session *s, const char *host, uint16_t port);
-
-/**
- * True when the session's handshake resumed an earlier session (false
- * before the handshake completes, and for NULL or a handle that is not a
- * live session).  Clients and servers.
- */
-bool corotls_session_resumed(const corotls_session *s);
-
-/**
- * Client, after the handshake: the session to resume with later, as
- * bytes (DER) for corotls_session_import, e.g. in another process.  They
- * hold the session's secrets: store them as you would a password.
- * `*out_len` (required) receives the size; with `buf` NULL and `cap` 0
- * nothing more happens (ask for the size first), else the bytes are
- * copied into `buf` (`cap` bytes, caller's), or COROTLS_ERR_ARG (LIMIT)
- * when they do not fit.  WRONG_STATE errors: before the handshake, on a
- * server, or before a ticket arrived (TLS 1.3 servers send tickets after
- * the handshake: export after the first read).
- */
-corotls_result corotls_session_export(corotls_session *s,
-                                      uint8_t *buf,
-                                      size_t cap,
-                                      size_t *out_len);
-
-/**
- * Client only, before the handshake, after set_sni or set_verify_host:
- * offer the session in `data` (`len` bytes from corotls_session_export,
- * copied) when the handshake starts, instead of one from the cache.
- * Checked now, each failure a clear error that leaves the session usable
- * for a full handshake: bytes that are not a TLS session (ERR_ARG,
- * BAD_ARGUMENT), a session past its lifetime or not resumable (ERR_ARG),
- * made for another name than this session verifies (ERR_ARG, HOST_NAME:
- * a session never crosses to another server name), and, when the conf
- * verifies servers, a server certificate that does not verify now against
- * this conf's trust (and name) (ERR_VERIFY, VERIFY: a session never
- * crosses to weaker trust; the session keeps no intermediates, so one
- * whose server certificate needs an intermediate the trust lacks is
- * refused).  Whether it resumed: corotls_session_resumed; a server that
- * refuses it gives a full handshake.
- */
-corotls_result corotls_session_import(corotls_session *s, const uint8_t *data, size_t len);
-
-/**
- * See corotls_session_set_resume_key.
- */
-corotls_result corotls_conn_set_resume_key(corotls_conn *c, const char *host, uint16_t port);
-
-/**
- * See corotls_session_resumed (false for NULL or a handle that is not a
- * live conn).
- */
-bool corotls_conn_resumed(const corotls_conn *c);
-
-/**
- * See corotls_session_export.
- */
-corotls_result corotls_conn_export(corotls_conn *c, uint8_t *buf, size_t cap, size_t *out_len);
-
-/**
- * See corotls_session_import.
- */
-corotls_result corotls_conn_import(corotls_conn *c, const uint8_t *data, size_t len);
-
-/**
- * `*out` (required) is true when `fd`'s handshake resumed a session
- * (false before it completes).  Clients made by corotls_loop_connect
- * resume through their conf's session cache on their own, keyed by the
- * host and port given to connect, the SNI and the name verified; accepted
- * connections resume with the listener conf's tickets.  ERR_ARG if the fd
- * is not a connection of this loop.
- */
-corotls_result corotls_loop_resumed(corotls_loop *l, int32_t fd, bool *out);
-
-/**
  * Ask for kernel TLS (kTLS) on connections of this conf (default off):
  * where OpenSSL and the kernel support it, records would be encrypted
  * and decrypted by the kernel after the handshake.  Asking never fails a
@@ -1664,6 +1530,140 @@ corotls_result corotls_loop_peer_cert(corotls_loop *l,
  * corotls_loop_peer_cert).
  */
 corotls_result corotls_loop_peer_verify(corotls_loop *l, int32_t fd, bool *present, int64_t *code);
+
+/**
+ * Server: whether to issue session tickets, for TLS 1.3 (tickets) and TLS
+ * 1.2 (RFC 5077 session tickets).  Default true: clients that keep them
+ * resume with a shorter handshake.  `false` issues none (OpenSSL's own
+ * TLS 1.2 session-ID cache, per conf, still resumes TLS 1.2 clients that
+ * send a session ID).  COROTLS_ERR_ARG (WRONG_STATE) on a client builder.
+ */
+corotls_result corotls_conf_builder_set_tickets(corotls_conf_builder *b, bool on);
+
+/**
+ * Server: the ticket key each conf built from now on starts with
+ * (`key`: COROTLS_TICKET_KEY_LEN bytes, copied; keep it secret: whoever
+ * has it can decrypt the sessions of recorded connections).  Without this
+ * call every build makes a random key, so tickets resume only at the conf
+ * that issued them; give several servers (or a restarted one) the same key
+ * to share resumption, and rotate it (corotls_conf_rotate_ticket_key).
+ * COROTLS_ERR_ARG for another length or a client builder.
+ */
+corotls_result corotls_conf_builder_set_ticket_key(corotls_conf_builder *b,
+                                                   const uint8_t *key,
+                                                   size_t len);
+
+/**
+ * Client: how many entries the conf's session cache holds (default 256;
+ * 0 turns it off).  An entry is one (host, port, SNI name, verified name)
+ * and keeps the newest sessions received there; when full, the entry
+ * stored least recently is dropped.  The cache belongs to each built conf
+ * (so to its trust): a session resumes only through the conf that
+ * verified it, and only for the names it was made for.  COROTLS_ERR_ARG
+ * (WRONG_STATE) on a server builder.
+ */
+corotls_result corotls_conf_builder_set_session_cache_size(corotls_conf_builder *b, size_t size);
+
+/**
+ * Server: rotate the conf's ticket key.  `key` (COROTLS_TICKET_KEY_LEN
+ * bytes, copied), or NULL with `len` 0 for a random key, becomes current:
+ * new tickets are made with it.  The keys it replaces still decrypt for
+ * `grace_ms` milliseconds (a ticket they decrypt resumes, and the client
+ * gets a new ticket under the current key); afterwards a ticket under
+ * them gets a full handshake, never an error.  Up to 8 keys are kept.
+ * Safe to call from any thread while the conf serves connections (the
+ * conf is otherwise immutable).  COROTLS_ERR_ARG for a client conf, a conf
+ * built with tickets off, a key of another length or a key name in use.
+ */
+corotls_result corotls_conf_rotate_ticket_key(const corotls_conf *conf,
+                                              const uint8_t *key,
+                                              size_t len,
+                                              uint64_t grace_ms);
+
+/**
+ * Client only, before the handshake: use the conf's session cache for
+ * this session, under (`host`, `port`, the SNI name, the verified name).
+ * `host` (borrowed) names where the caller connected (a DNS name or an
+ * address, as the caller spells it).  When the handshake starts, the
+ * newest session kept under that key is offered (a TLS 1.3 session is
+ * taken out: each ticket is used once); the sessions the server gives are
+ * kept under it.  Set the SNI and the host to verify before the handshake
+ * as usual: they are part of the key.  Without a cache in the conf it
+ * does nothing.  corotls_loop_connect does this itself.
+ */
+corotls_result corotls_session_set_resume_key(corotls_session *s, const char *host, uint16_t port);
+
+/**
+ * True when the session's handshake resumed an earlier session (false
+ * before the handshake completes, and for NULL or a handle that is not a
+ * live session).  Clients and servers.
+ */
+bool corotls_session_resumed(const corotls_session *s);
+
+/**
+ * Client, after the handshake: the session to resume with later, as
+ * bytes (DER) for corotls_session_import, e.g. in another process.  They
+ * hold the session's secrets: store them as you would a password.
+ * `*out_len` (required) receives the size; with `buf` NULL and `cap` 0
+ * nothing more happens (ask for the size first), else the bytes are
+ * copied into `buf` (`cap` bytes, caller's), or COROTLS_ERR_ARG (LIMIT)
+ * when they do not fit.  WRONG_STATE errors: before the handshake, on a
+ * server, or before a ticket arrived (TLS 1.3 servers send tickets after
+ * the handshake: export after the first read).
+ */
+corotls_result corotls_session_export(corotls_session *s,
+                                      uint8_t *buf,
+                                      size_t cap,
+                                      size_t *out_len);
+
+/**
+ * Client only, before the handshake, after set_sni or set_verify_host:
+ * offer the session in `data` (`len` bytes from corotls_session_export,
+ * copied) when the handshake starts, instead of one from the cache.
+ * Checked now, each failure a clear error that leaves the session usable
+ * for a full handshake: bytes that are not a TLS session (ERR_ARG,
+ * BAD_ARGUMENT), a session past its lifetime or not resumable (ERR_ARG),
+ * made for another name than this session verifies (ERR_ARG, HOST_NAME:
+ * a session never crosses to another server name), and, when the conf
+ * verifies servers, a server certificate that does not verify now against
+ * this conf's trust (and name) (ERR_VERIFY, VERIFY: a session never
+ * crosses to weaker trust; the session keeps no intermediates, so one
+ * whose server certificate needs an intermediate the trust lacks is
+ * refused).  Whether it resumed: corotls_session_resumed; a server that
+ * refuses it gives a full handshake.
+ */
+corotls_result corotls_session_import(corotls_session *s, const uint8_t *data, size_t len);
+
+/**
+ * See corotls_session_set_resume_key.
+ */
+corotls_result corotls_conn_set_resume_key(corotls_conn *c, const char *host, uint16_t port);
+
+/**
+ * See corotls_session_resumed (false for NULL or a handle that is not a
+ * live conn).
+ */
+bool corotls_conn_resumed(const corotls_conn *c);
+
+/**
+ * See corotls_session_export.
+ */
+corotls_result corotls_conn_export(corotls_conn *c, uint8_t *buf, size_t cap, size_t *out_len);
+
+/**
+ * See corotls_session_import.
+ */
+corotls_result corotls_conn_import(corotls_conn *c, const uint8_t *data, size_t len);
+
+/**
+ * `*out` (required) is true when `fd`'s handshake resumed a session
+ * (false before it completes).  Clients made by corotls_loop_connect
+ * resume through their conf's session cache on their own, keyed by the
+ * host and port given to connect, the SNI and the name verified; accepted
+ * connections resume with the listener conf's tickets.  ERR_ARG if the fd
+ * is not a connection of this loop.
+ */
+corotls_result corotls_loop_resumed(corotls_loop *l, int32_t fd, bool *out);
 
 /**
  * Create a session for `conf` (client or server as the conf says).  The

@@ -29,9 +29,9 @@ pub mod conn;
 pub mod event_loop;
 pub(crate) mod handles;
 pub mod keylog;
-pub mod resume;
 pub mod ktls;
 pub mod peer;
+pub mod resume;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Reason, Result};

@@ -7,9 +7,9 @@ pub mod ctx;
 pub mod extras;
 pub mod fifo;
 pub mod keylog;
-pub mod sess;
 pub mod ktls;
 pub mod peer;
+pub mod sess;
 pub mod ssl;
 pub mod tickets;
 
