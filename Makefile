@@ -91,9 +91,7 @@ include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
 include c_tests/resume/resume.mk
 include c_tests/keylog/keylog.mk
-include benches/sendfile.mk
-include c_tests/melon/melon_host/melon.mk
-include c_tests/loop/loop.mk
+
 include c_tests/mtls/mtls.mk
 include c_tests/close/close.mk
 include c_tests/ktls/ktls.mk
