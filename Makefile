@@ -87,11 +87,11 @@ include c_tests/native/native.mk
 include examples/examples.mk
 include benches/bench.mk
 include benches/resume.mk
+include benches/sendfile.mk
 include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
 include c_tests/resume/resume.mk
 include c_tests/keylog/keylog.mk
-
 include c_tests/mtls/mtls.mk
 include c_tests/close/close.mk
 include c_tests/ktls/ktls.mk
