@@ -13,6 +13,7 @@
 #                        tls.so, the Melang extension, against an installed stock Melon
 #                        (docs/integration-melang.md; make check does not need it)
 #   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
+#   make bench-resume    full vs resumed handshakes (TLS 1.2, 1.3): per second and instructions
 #
 # Parts of the tree contribute through fragments, each adding its checks to
 # CHECKS, the names of the suites those record to SUITES, and its programs
@@ -85,9 +86,12 @@ include c_tests/package/package.mk
 include c_tests/native/native.mk
 include examples/examples.mk
 include benches/bench.mk
+include benches/resume.mk
 include benches/sendfile.mk
 include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
+include c_tests/resume/resume.mk
+include c_tests/keylog/keylog.mk
 include c_tests/mtls/mtls.mk
 include c_tests/close/close.mk
 include c_tests/ktls/ktls.mk
@@ -97,6 +101,7 @@ include adapters/melang/melang.mk
 include c_tests/melang/melang.mk
 include c_tests/robust/robust.mk
 include c_tests/scan/scan.mk
+include fuzz/fuzz.mk
 
 examples: $(EXAMPLES)
 

@@ -7,6 +7,7 @@
  *                   [--alpn LIST] [--ciphers STR] [--suites STR]
  *                   [--min-version 1.2|1.3] [--max-version 1.2|1.3]
  *                   [--handshake-timeout MS] [--idle-timeout MS]
+ *                   [--keylog FILE]
  *
  * Prints "listening HOST:PORT" (the real port when 0 was given) once ready,
  * serves every connection from one corotls loop in one thread, and stops
@@ -25,7 +26,10 @@
  * Deadlines: a connection must finish its handshake within
  * --handshake-timeout ms of accept (default 10000) and is closed after
  * --idle-timeout ms without a byte either way (default 300000); -1 turns
- * either off.  Connections ended by a deadline are closed quietly.  When
+ * either off.  Connections ended by a deadline are closed quietly.
+ * --keylog FILE appends the TLS secrets to FILE (NSS key-log format, for
+ * Wireshark): for debugging only.  Session tickets are on (the conf's
+ * default), so clients that keep them resume.  When
  * the process runs out of fds the loop sheds new connections (closes them
  * at once) and keeps serving; the server says so once.
  *
@@ -72,7 +76,8 @@ static void usage(void)
             "                       [--ca FILE] [--verify-client [optional|require]] [--client-ca FILE]\n"
             "                       [--alpn LIST] [--ciphers STR]\n"
             "                       [--suites STR] [--min-version 1.2|1.3] [--max-version 1.2|1.3]\n"
-            "                       [--handshake-timeout MS] [--idle-timeout MS]\n");
+            "                       [--handshake-timeout MS] [--idle-timeout MS]\n"
+            "                       [--keylog FILE]\n");
     exit(2);
 }
 
@@ -266,6 +271,7 @@ static int split_hostport(const char *spec, char *host, size_t cap, const char *
 int main(int argc, char **argv)
 {
     const char *listen_on = NULL, *ca = NULL, *client_ca = NULL, *alpn = NULL, *ciphers = NULL, *suites = NULL;
+    const char *keylog = NULL;
     const char *certs[MAX_IDS], *keys[MAX_IDS];
     int ncert = 0, nkey = 0, vmin = COROTLS_TLS1_2, vmax = COROTLS_TLS1_3;
     int handshake_ms = 10000, idle_ms = 300000;
@@ -295,6 +301,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--max-version")) vmax = version_of(v);
         else if (!strcmp(a, "--handshake-timeout")) handshake_ms = ms_of(v);
         else if (!strcmp(a, "--idle-timeout")) idle_ms = ms_of(v);
+        else if (!strcmp(a, "--keylog")) keylog = v;
         else usage();
     }
     if (listen_on == NULL || ncert == 0 || ncert != nkey)
@@ -303,6 +310,9 @@ int main(int argc, char **argv)
     corotls_conf_builder *b = NULL;
     corotls_conf *conf = NULL;
     corotls_result r = corotls_conf_builder_new(COROTLS_SERVER, &b);
+    /* Secrets to a file, for Wireshark: only when asked (debugging). */
+    if (r == COROTLS_OK && keylog)
+        r = corotls_conf_builder_set_keylog_file(b, keylog);
     for (int i = 0; r == COROTLS_OK && i < ncert; i++)
         r = corotls_conf_builder_add_identity_file(b, certs[i], keys[i], NULL);
     if (r == COROTLS_OK && ca)

@@ -59,6 +59,12 @@
 #define COROTLS_VERSION_STRING "0.1.0"
 
 /**
+ * Bytes of a ticket key: a 16-byte key name (sent in each ticket), a
+ * 32-byte AES-256 key and a 32-byte HMAC-SHA256 key, in that order.
+ */
+#define COROTLS_TICKET_KEY_LEN 80
+
+/**
  * Why a call failed, beside its result code: a stable vocabulary for
  * programs (hosts map these, never the message text).  `detail`, where
  * noted, carries a number: an errno, an X509_V_ERR_* code, a TLS alert.
@@ -522,6 +528,18 @@ typedef void (*corotls_loop_cb)(void *user_data,
                                 const uint8_t *data,
                                 size_t len);
 
+/**
+ * Receives one key-log line: NSS key-log format (`CLIENT_RANDOM <hex>
+ * <hex>` in TLS 1.2; `CLIENT_HANDSHAKE_TRAFFIC_SECRET`,
+ * `SERVER_HANDSHAKE_TRAFFIC_SECRET`, `CLIENT_TRAFFIC_SECRET_0`,
+ * `SERVER_TRAFFIC_SECRET_0`, `EXPORTER_SECRET` ... in TLS 1.3), without
+ * a newline, NUL-terminated, valid during the call only.  Called on the
+ * thread driving the handshake, possibly on several threads at once for
+ * one conf.  It must return normally and make no corotls call on the
+ * session being handshaken.
+ */
+typedef void (*corotls_keylog_cb)(void *user_data, const char *line);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -634,7 +652,12 @@ corotls_result corotls_loop_shutdown_state(corotls_loop *l, int32_t fd, int32_t 
  *   (corotls_conf_builder_set_verify, corotls_conf_builder_set_verify_name):
  *   add trust (a CA file, directory, PEM or the system store), or
  *   corotls_conf_builder_build fails;
- * - a server does not ask for client certificates.
+ * - a server does not ask for client certificates;
+ * - a server issues session tickets under a random key per build
+ *   (corotls_conf_builder_set_tickets, corotls_conf_builder_set_ticket_key);
+ *   a client keeps a session cache of 256 entries
+ *   (corotls_conf_builder_set_session_cache_size);
+ * - no key log (corotls_conf_builder_set_keylog_callback).
  *
  * On success `*out` is a new builder owned by the caller (free it with
  * corotls_conf_builder_free).  On failure `*out` is NULL.
@@ -1302,6 +1325,38 @@ corotls_result corotls_loop_reason(corotls_loop *l,
                                    int64_t *out_detail);
 
 /**
+ * Hand every handshake secret of the confs built from `b` to `cb`
+ * (see corotls_keylog_cb), with `user_data` (borrowed: it must stay valid
+ * while any such conf or its connections live).  Anyone holding these
+ * lines can decrypt the recorded traffic: for debugging only.  `cb` NULL
+ * turns key logging off.  Replaces any key log set before (callback or
+ * file).
+ */
+corotls_result corotls_conf_builder_set_keylog_callback(corotls_conf_builder *b,
+                                                        corotls_keylog_cb cb,
+                                                        void *user_data);
+
+/**
+ * Append every handshake secret of the confs built from `b` to the file
+ * `path` (borrowed), one NSS key-log line each (what Wireshark's
+ * "(Pre)-Master-Secret log filename", tshark's `-o
+ * tls.keylog_file:PATH`, read).  The file is opened now (created with mode
+ * 0600, appended to, never truncated); COROTLS_ERR_ARG (reason FILE) when
+ * it cannot be.  Secrets on disk decrypt the recorded traffic: for
+ * debugging only.  Replaces any key log set before.
+ */
+corotls_result corotls_conf_builder_set_keylog_file(corotls_conf_builder *b, const char *path);
+
+/**
+ * The explicit opt-in to the SSLKEYLOGFILE convention: when the
+ * environment variable SSLKEYLOGFILE names a file (set, not empty), act
+ * as corotls_conf_builder_set_keylog_file with it and store true in
+ * `*enabled` (may be NULL); otherwise change nothing and store false.
+ * corotls never reads SSLKEYLOGFILE without this call.
+ */
+corotls_result corotls_conf_builder_use_sslkeylogfile(corotls_conf_builder *b, bool *enabled);
+
+/**
  * Ask for kernel TLS (kTLS) on connections of this conf (default off):
  * where OpenSSL and the kernel support it, records would be encrypted
  * and decrypted by the kernel after the handshake.  Asking never fails a
@@ -1476,6 +1531,140 @@ corotls_result corotls_loop_peer_cert(corotls_loop *l,
  * corotls_loop_peer_cert).
  */
 corotls_result corotls_loop_peer_verify(corotls_loop *l, int32_t fd, bool *present, int64_t *code);
+
+/**
+ * Server: whether to issue session tickets, for TLS 1.3 (tickets) and TLS
+ * 1.2 (RFC 5077 session tickets).  Default true: clients that keep them
+ * resume with a shorter handshake.  `false` issues none (OpenSSL's own
+ * TLS 1.2 session-ID cache, per conf, still resumes TLS 1.2 clients that
+ * send a session ID).  COROTLS_ERR_ARG (WRONG_STATE) on a client builder.
+ */
+corotls_result corotls_conf_builder_set_tickets(corotls_conf_builder *b, bool on);
+
+/**
+ * Server: the ticket key each conf built from now on starts with
+ * (`key`: COROTLS_TICKET_KEY_LEN bytes, copied; keep it secret: whoever
+ * has it can decrypt the sessions of recorded connections).  Without this
+ * call every build makes a random key, so tickets resume only at the conf
+ * that issued them; give several servers (or a restarted one) the same key
+ * to share resumption, and rotate it (corotls_conf_rotate_ticket_key).
+ * COROTLS_ERR_ARG for another length or a client builder.
+ */
+corotls_result corotls_conf_builder_set_ticket_key(corotls_conf_builder *b,
+                                                   const uint8_t *key,
+                                                   size_t len);
+
+/**
+ * Client: how many entries the conf's session cache holds (default 256;
+ * 0 turns it off).  An entry is one (host, port, SNI name, verified name)
+ * and keeps the newest sessions received there; when full, the entry
+ * stored least recently is dropped.  The cache belongs to each built conf
+ * (so to its trust): a session resumes only through the conf that
+ * verified it, and only for the names it was made for.  COROTLS_ERR_ARG
+ * (WRONG_STATE) on a server builder.
+ */
+corotls_result corotls_conf_builder_set_session_cache_size(corotls_conf_builder *b, size_t size);
+
+/**
+ * Server: rotate the conf's ticket key.  `key` (COROTLS_TICKET_KEY_LEN
+ * bytes, copied), or NULL with `len` 0 for a random key, becomes current:
+ * new tickets are made with it.  The keys it replaces still decrypt for
+ * `grace_ms` milliseconds (a ticket they decrypt resumes, and the client
+ * gets a new ticket under the current key); afterwards a ticket under
+ * them gets a full handshake, never an error.  Up to 8 keys are kept.
+ * Safe to call from any thread while the conf serves connections (the
+ * conf is otherwise immutable).  COROTLS_ERR_ARG for a client conf, a conf
+ * built with tickets off, a key of another length or a key name in use.
+ */
+corotls_result corotls_conf_rotate_ticket_key(const corotls_conf *conf,
+                                              const uint8_t *key,
+                                              size_t len,
+                                              uint64_t grace_ms);
+
+/**
+ * Client only, before the handshake: use the conf's session cache for
+ * this session, under (`host`, `port`, the SNI name, the verified name).
+ * `host` (borrowed) names where the caller connected (a DNS name or an
+ * address, as the caller spells it).  When the handshake starts, the
+ * newest session kept under that key is offered (a TLS 1.3 session is
+ * taken out: each ticket is used once); the sessions the server gives are
+ * kept under it.  Set the SNI and the host to verify before the handshake
+ * as usual: they are part of the key.  Without a cache in the conf it
+ * does nothing.  corotls_loop_connect does this itself.
+ */
+corotls_result corotls_session_set_resume_key(corotls_session *s, const char *host, uint16_t port);
+
+/**
+ * True when the session's handshake resumed an earlier session (false
+ * before the handshake completes, and for NULL or a handle that is not a
+ * live session).  Clients and servers.
+ */
+bool corotls_session_resumed(const corotls_session *s);
+
+/**
+ * Client, after the handshake: the session to resume with later, as
+ * bytes (DER) for corotls_session_import, e.g. in another process.  They
+ * hold the session's secrets: store them as you would a password.
+ * `*out_len` (required) receives the size; with `buf` NULL and `cap` 0
+ * nothing more happens (ask for the size first), else the bytes are
+ * copied into `buf` (`cap` bytes, caller's), or COROTLS_ERR_ARG (LIMIT)
+ * when they do not fit.  WRONG_STATE errors: before the handshake, on a
+ * server, or before a ticket arrived (TLS 1.3 servers send tickets after
+ * the handshake: export after the first read).
+ */
+corotls_result corotls_session_export(corotls_session *s,
+                                      uint8_t *buf,
+                                      size_t cap,
+                                      size_t *out_len);
+
+/**
+ * Client only, before the handshake, after set_sni or set_verify_host:
+ * offer the session in `data` (`len` bytes from corotls_session_export,
+ * copied) when the handshake starts, instead of one from the cache.
+ * Checked now, each failure a clear error that leaves the session usable
+ * for a full handshake: bytes that are not a TLS session (ERR_ARG,
+ * BAD_ARGUMENT), a session past its lifetime or not resumable (ERR_ARG),
+ * made for another name than this session verifies (ERR_ARG, HOST_NAME:
+ * a session never crosses to another server name), and, when the conf
+ * verifies servers, a server certificate that does not verify now against
+ * this conf's trust (and name) (ERR_VERIFY, VERIFY: a session never
+ * crosses to weaker trust; the session keeps no intermediates, so one
+ * whose server certificate needs an intermediate the trust lacks is
+ * refused).  Whether it resumed: corotls_session_resumed; a server that
+ * refuses it gives a full handshake.
+ */
+corotls_result corotls_session_import(corotls_session *s, const uint8_t *data, size_t len);
+
+/**
+ * See corotls_session_set_resume_key.
+ */
+corotls_result corotls_conn_set_resume_key(corotls_conn *c, const char *host, uint16_t port);
+
+/**
+ * See corotls_session_resumed (false for NULL or a handle that is not a
+ * live conn).
+ */
+bool corotls_conn_resumed(const corotls_conn *c);
+
+/**
+ * See corotls_session_export.
+ */
+corotls_result corotls_conn_export(corotls_conn *c, uint8_t *buf, size_t cap, size_t *out_len);
+
+/**
+ * See corotls_session_import.
+ */
+corotls_result corotls_conn_import(corotls_conn *c, const uint8_t *data, size_t len);
+
+/**
+ * `*out` (required) is true when `fd`'s handshake resumed a session
+ * (false before it completes).  Clients made by corotls_loop_connect
+ * resume through their conf's session cache on their own, keyed by the
+ * host and port given to connect, the SNI and the name verified; accepted
+ * connections resume with the listener conf's tickets.  ERR_ARG if the fd
+ * is not a connection of this loop.
+ */
+corotls_result corotls_loop_resumed(corotls_loop *l, int32_t fd, bool *out);
 
 /**
  * Create a session for `conf` (client or server as the conf says).  The

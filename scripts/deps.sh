@@ -11,11 +11,13 @@ set -euo pipefail
 
 packages=(
     gcc make pkg-config binutils   # C tests, examples, the silly module; nm/readelf
+    g++                            # libFuzzer's C++ part (make fuzz-build, cargo-fuzz)
     libssl-dev openssl             # OpenSSL 3 headers (openssl-sys) and the CLI peers
     valgrind                       # every C suite runs again under it
     python3 python3-venv           # the Python TLS peer; sslyze's virtualenv (make scan-venv)
     liblua5.4-dev                  # the silly face's tests (Lua 5.4)
     testssl.sh                     # the scanner gate (make scan-check)
+    tshark                         # the key-log test decrypts a loopback capture (c_tests/keylog)
 )
 
 if [ "${1:-}" = --list ]; then
@@ -39,5 +41,10 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo=(sudo)
 fi
 echo "deps: installing ${missing[*]}"
+# wireshark-common asks whether non-root users may capture; answer "no"
+# beforehand so the install never stops at a prompt (root captures anyway).
+if command -v debconf-set-selections >/dev/null; then
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | "${sudo[@]}" debconf-set-selections
+fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

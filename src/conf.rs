@@ -17,6 +17,11 @@ use std::ffi::{CStr, CString};
 use std::path::Path;
 use std::sync::Arc;
 
+mod keylog;
+mod resume;
+pub use keylog::{file_sink as keylog_file_sink, KEYLOG_ENV};
+pub use resume::{CacheKey, SessionCache, DEFAULT_CACHE_SIZE};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Client,
@@ -129,6 +134,10 @@ pub struct ConfBuilder {
     suites: Option<CString>,
     groups: Option<CString>,
     alpn: Option<Vec<u8>>,
+    /// Tickets (server) and the session cache (client): conf/resume.rs.
+    resume: resume::ResumeSettings,
+    /// Where handshake secrets go, when asked (conf/keylog.rs).
+    keylog: Option<ossl::extras::KeyLogSink>,
     /// The CA names a server sends in its CertificateRequest (None: the
     /// trusted certificates given as files or PEM).
     client_ca: Option<Vec<X509>>,
@@ -166,6 +175,8 @@ impl ConfBuilder {
             suites: None,
             groups: None,
             alpn: None,
+            resume: Default::default(),
+            keylog: None,
             client_ca: None,
             ktls: false,
         }
@@ -353,12 +364,14 @@ impl ConfBuilder {
             ))
             .because(COROTLS_REASON_TRUST));
         }
+        let mut extras = ossl::extras::CtxExtras { keylog: self.keylog.clone(), ..Default::default() };
+        let resume = self.resume_state(&mut extras)?;
         let mut ctxs = Vec::with_capacity(self.identities.len().max(1));
         if self.identities.is_empty() {
-            ctxs.push(self.configured_ctx(None)?);
+            ctxs.push(self.with_extras(self.configured_ctx(None)?, &extras)?);
         }
         for id in &self.identities {
-            ctxs.push(self.configured_ctx(Some(id))?);
+            ctxs.push(self.with_extras(self.configured_ctx(Some(id))?, &extras)?);
         }
         let primary = ctxs[0].clone();
         if self.role == Role::Server {
@@ -381,7 +394,21 @@ impl ConfBuilder {
             checks_name: self.checks_name(),
             ktls: self.ktls,
             primary,
+            resume,
         })))
+    }
+
+    /// Resumption and key-log settings of one context, with the state the
+    /// contexts of one build share.
+    fn with_extras(&self, ctx: Ctx, extras: &ossl::extras::CtxExtras) -> Result<Ctx> {
+        self.configure_resume(&ctx)?;
+        if extras.keylog.is_some() {
+            ossl::keylog::configure(&ctx);
+        }
+        if extras.tickets.is_some() || extras.keylog.is_some() {
+            ossl::extras::set_ctx_extras(&ctx, extras.clone())?;
+        }
+        Ok(ctx)
     }
 
     /// One SSL_CTX with every setting of this builder and `id` installed.
@@ -444,6 +471,7 @@ struct ConfInner {
     checks_name: bool,
     ktls: bool,
     primary: Ctx,
+    resume: resume::ConfResume,
 }
 
 impl Conf {

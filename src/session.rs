@@ -57,6 +57,8 @@ pub struct Session {
     sni: Option<Vec<u8>>,
     verify_host_given: bool,
     connect_host: Option<Vec<u8>>,
+    /// Client resumption: cache key, imported session (session/resume.rs).
+    resume: resume::ResumeState,
     info: Info,
     last_error: CString,
     last_reason: Reason,
@@ -128,6 +130,7 @@ impl Session {
             sni: None,
             verify_host_given: false,
             connect_host: None,
+            resume: Default::default(),
             info: Info { verify: cstring_lossy("not verified"), ..Info::default() },
             last_error: CString::default(),
             last_reason: COROTLS_REASON_NONE,
@@ -232,6 +235,7 @@ impl Session {
         match r {
             Ok(()) => {
                 self.verify_host_given = true;
+                self.resume.verify_host = Some(name.to_vec());
                 Ok(())
             }
             Err(e) => Err(self.fail(e)),
@@ -349,7 +353,7 @@ impl Session {
         }
         if !self.started {
             self.started = true;
-            if let Err(e) = self.bind_peer_name() {
+            if let Err(e) = self.bind_peer_name().and_then(|_| self.start_resumption()) {
                 return Err(self.fail(e));
             }
         }
@@ -357,6 +361,7 @@ impl Session {
             Ok(()) => {
                 self.handshake_done = true;
                 self.capture_info();
+                self.finish_resumption();
                 Ok(())
             }
             Err(e) if e.code == COROTLS_WANT_READ && self.eof => {
@@ -563,5 +568,6 @@ pub mod ktls;
 pub mod peer;
 
 mod plain;
+mod resume;
 #[cfg(test)]
 mod tests;

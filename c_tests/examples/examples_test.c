@@ -111,7 +111,7 @@ TEST(client_prints_echo_and_session_line)
     const char *a1[] = {"--connect", s.addr, "--ca", harness_cert("ca.crt"), "--verify-host", "localhost", NULL};
     CHECK(run_client(a1, out, sizeof out) == 0, "client exits 0");
     CHECK(strstr(out, "hello-from-corotls\n") != NULL, "default message echoed on stdout");
-    CHECK(strstr(out, "version=TLSv1.3 cipher=TLS_") != NULL && strstr(out, " alpn=\n") != NULL,
+    CHECK(strstr(out, "version=TLSv1.3 cipher=TLS_") != NULL && strstr(out, " alpn= resumed=0\n") != NULL,
           "`version=... cipher=... alpn=` on stderr: %s", out);
     const char *a2[] = {"--connect", s.addr, "--ca", harness_cert("ca.crt"), "--sni", "localhost", "--message", "custom text", NULL};
     CHECK(run_client(a2, out, sizeof out) == 0 && strstr(out, "custom text\n") != NULL, "--message and --sni");

@@ -94,7 +94,12 @@ pub(crate) fn conf_into_raw(c: Conf) -> *mut corotls_conf {
 ///   (corotls_conf_builder_set_verify, corotls_conf_builder_set_verify_name):
 ///   add trust (a CA file, directory, PEM or the system store), or
 ///   corotls_conf_builder_build fails;
-/// - a server does not ask for client certificates.
+/// - a server does not ask for client certificates;
+/// - a server issues session tickets under a random key per build
+///   (corotls_conf_builder_set_tickets, corotls_conf_builder_set_ticket_key);
+///   a client keeps a session cache of 256 entries
+///   (corotls_conf_builder_set_session_cache_size);
+/// - no key log (corotls_conf_builder_set_keylog_callback).
 ///
 /// On success `*out` is a new builder owned by the caller (free it with
 /// corotls_conf_builder_free).  On failure `*out` is NULL.

@@ -28,8 +28,10 @@ pub mod conn;
 #[path = "loop.rs"]
 pub mod event_loop;
 pub(crate) mod handles;
+pub mod keylog;
 pub mod ktls;
 pub mod peer;
+pub mod resume;
 pub mod session;
 
 use crate::error::{Code, Code::*, Error, Reason, Result};

@@ -20,6 +20,10 @@ impl Shared {
                 Ok((fd, st)) => {
                     let mut conn = Conn::new(conf, fd).map_err(|e| closing(fd, e))?;
                     conn.session_mut().set_connect_host(host.as_bytes()).map_err(|e| closing(fd, e))?;
+                    // The conf's session cache, keyed by where this connects.
+                    if conf.session_cache().is_some() {
+                        conn.session_mut().set_resume_key(host.as_bytes(), a.port()).map_err(|e| closing(fd, e))?;
+                    }
                     return Ok((fd, st, i + 1, conn));
                 }
                 Err(e) => last = e,

@@ -33,6 +33,7 @@ mod entry;
 mod ops;
 mod peer;
 mod resolver;
+mod resume;
 mod sendfile;
 mod table;
 #[cfg(test)]

@@ -4,10 +4,14 @@
 
 pub mod ciphers;
 pub mod ctx;
+pub mod extras;
 pub mod fifo;
+pub mod keylog;
 pub mod ktls;
 pub mod peer;
+pub mod sess;
 pub mod ssl;
+pub mod tickets;
 
 use crate::error::{Error, Reason::*, Result};
 use libc::{c_char, c_int, c_long, c_ulong, c_void, size_t};
