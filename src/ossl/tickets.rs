@@ -257,24 +257,6 @@ unsafe extern "C" fn ticket_key_cb(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_checked_and_retire_after_their_grace() {
-        assert!(TicketKeys::new(Some(&[1u8; 79])).err().unwrap().msg.contains("80 bytes"));
-        let t = TicketKeys::new(Some(&[1u8; 80])).unwrap();
-        assert!(t.rotate(Some(&[1u8; 80]), Duration::ZERO).unwrap_err().msg.contains("in use"));
-        t.rotate(Some(&[2u8; 80]), Duration::from_millis(200)).unwrap();
-        assert_eq!(t.live_keys(), 2);
-        std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(t.live_keys(), 1);
-        t.rotate(None, Duration::ZERO).unwrap();
-        assert_eq!(t.live_keys(), 1);
-    }
-}
-
 /// The server name of the ClientHello being processed (its SNI
 /// extension), if it has one.
 ///
@@ -325,4 +307,22 @@ unsafe extern "C" fn ticket_name_cb(
             (true, _) => RETURN_USE_RENEW,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked_and_retire_after_their_grace() {
+        assert!(TicketKeys::new(Some(&[1u8; 79])).err().unwrap().msg.contains("80 bytes"));
+        let t = TicketKeys::new(Some(&[1u8; 80])).unwrap();
+        assert!(t.rotate(Some(&[1u8; 80]), Duration::ZERO).unwrap_err().msg.contains("in use"));
+        t.rotate(Some(&[2u8; 80]), Duration::from_millis(200)).unwrap();
+        assert_eq!(t.live_keys(), 2);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(t.live_keys(), 1);
+        t.rotate(None, Duration::ZERO).unwrap();
+        assert_eq!(t.live_keys(), 1);
+    }
 }
