@@ -129,6 +129,43 @@ TEST(s_client_sess_out_sess_in_reuses_with_both_versions)
     harness_kill(srv);
 }
 
+TEST(our_server_resumes_a_session_only_for_its_server_name)
+{
+    /* openssl s_client offers a session under any -servername; with two
+     * identities our server resumes it only for the name it was made for
+     * (RFC 6066 3), and serves another name with a full handshake. */
+    const char *argv[] = {SERVER, "--listen", "127.0.0.1:0", "--cert", harness_cert("leaf.crt"), "--key",
+                          harness_cert("leaf.key"), "--cert", harness_cert("alt1.crt"), "--key",
+                          harness_cert("alt1.key"), NULL};
+    int out, fresh, reused;
+    pid_t srv = harness_spawn(argv, NULL, &out);
+    char line[256] = "";
+    const char *colon = NULL;
+    REQUIRE(srv > 0 && harness_read_until(out, "\n", RU_T, line, sizeof line) > 0 &&
+                (colon = strrchr(line, ':')) != NULL,
+            "tls_echo_server with identities localhost and alt1.example");
+    close(out);
+    int port = atoi(colon + 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/resume-sni-%d.pem", harness_certdir(), (int)getpid());
+    const char *vs[] = {"-tls1_2", "-tls1_3"};
+    for (int i = 0; i < 2; i++) {
+        unlink(path);
+        const char *first[] = {vs[i], "-servername", "localhost", "-sess_out", path, NULL};
+        s_client(port, first, "for-localhost\n", &fresh, &reused);
+        CHECK(fresh == 1, "%s: a session for localhost", vs[i]);
+        const char *other[] = {vs[i], "-servername", "alt1.example", "-sess_in", path, NULL};
+        s_client(port, other, "for-alt1\n", &fresh, &reused);
+        CHECK(fresh == 1 && reused == 0, "%s: offered for alt1.example: a full handshake (%d New, %d Reused)", vs[i],
+              fresh, reused);
+        const char *same[] = {vs[i], "-servername", "localhost", "-sess_in", path, NULL};
+        s_client(port, same, "for-localhost\n", &fresh, &reused);
+        CHECK(fresh == 0 && reused == 1, "%s: offered for localhost again: Reused", vs[i]);
+    }
+    unlink(path);
+    harness_kill(srv);
+}
+
 TEST(our_client_resumes_against_s_server)
 {
     const char *vs[] = {"-tls1_2", "-tls1_3"};

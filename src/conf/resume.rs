@@ -31,6 +31,15 @@ pub(super) struct ResumeSettings {
     cache_size: usize,
 }
 
+impl Drop for ResumeSettings {
+    fn drop(&mut self) {
+        // The ticket key decrypts every session it protected.
+        if let Some(k) = self.ticket_key.as_mut() {
+            k.fill(0);
+        }
+    }
+}
+
 impl Default for ResumeSettings {
     fn default() -> Self {
         ResumeSettings { tickets: true, ticket_key: None, cache_size: DEFAULT_CACHE_SIZE }

@@ -18,7 +18,9 @@ pub const COROTLS_TICKET_KEY_LEN: usize = 80;
 
 /// Server: whether to issue session tickets, for TLS 1.3 (tickets) and TLS
 /// 1.2 (RFC 5077 session tickets).  Default true: clients that keep them
-/// resume with a shorter handshake.  `false` issues none (OpenSSL's own
+/// resume with a shorter handshake.  On a server with several identities a
+/// ticket resumes only under the SNI name it was issued for; offered with
+/// another name it gets a full handshake with that name's identity.  `false` issues none (OpenSSL's own
 /// TLS 1.2 session-ID cache, per conf, still resumes TLS 1.2 clients that
 /// send a session ID).  COROTLS_ERR_ARG (WRONG_STATE) on a client builder.
 #[no_mangle]

@@ -40,7 +40,36 @@ extern "C" {
         >,
     ) -> c_int;
     fn OSSL_PARAM_construct_utf8_string(key: *const c_char, buf: *mut c_char, bsize: size_t) -> sys::OSSL_PARAM;
+    fn SSL_CTX_set_session_ticket_cb(
+        ctx: *mut sys::SSL_CTX,
+        gen_cb: Option<unsafe extern "C" fn(*mut sys::SSL, *mut c_void) -> c_int>,
+        dec_cb: Option<
+            unsafe extern "C" fn(
+                *mut sys::SSL,
+                *mut sys::SSL_SESSION,
+                *const c_uchar,
+                size_t,
+                c_int,
+                *mut c_void,
+            ) -> c_int,
+        >,
+        arg: *mut c_void,
+    ) -> c_int;
+    fn SSL_client_hello_get0_ext(
+        s: *mut sys::SSL,
+        ext: libc::c_uint,
+        out: *mut *const c_uchar,
+        len: *mut size_t,
+    ) -> c_int;
+    fn SSL_SESSION_get0_hostname(s: *const sys::SSL_SESSION) -> *const c_char;
 }
+
+// SSL_TICKET_* statuses and SSL_TICKET_RETURN_* values (ssl.h).
+const TICKET_SUCCESS: c_int = 5;
+const TICKET_SUCCESS_RENEW: c_int = 6;
+const RETURN_IGNORE_RENEW: c_int = 2;
+const RETURN_USE: c_int = 3;
+const RETURN_USE_RENEW: c_int = 4;
 
 struct TicketKey {
     name: [u8; 16],
@@ -136,7 +165,9 @@ pub fn configure(ctx: &Ctx, on: bool) -> Result<()> {
     unsafe {
         if on {
             sys::SSL_CTX_clear_options(p, sys::SSL_OP_NO_TICKET);
-            if SSL_CTX_set_tlsext_ticket_key_evp_cb(p, Some(ticket_key_cb)) != 1 {
+            if SSL_CTX_set_tlsext_ticket_key_evp_cb(p, Some(ticket_key_cb)) != 1
+                || SSL_CTX_set_session_ticket_cb(p, None, Some(ticket_name_cb), std::ptr::null_mut()) != 1
+            {
                 return Err(error(COROTLS_ERR_INTERNAL, COROTLS_REASON_INTERNAL, "cannot set the ticket callback"));
             }
         } else {
@@ -222,6 +253,58 @@ unsafe extern "C" fn ticket_key_cb(
                 (true, 0) if !tls13 => 1,
                 (true, _) => 2,
             }
+        }
+    })
+}
+
+/// The server name of the ClientHello being processed (its SNI
+/// extension), if it has one.
+///
+/// # Safety
+/// `ssl` is a live server SSL inside its ClientHello processing.
+unsafe fn client_hello_sni(ssl: *mut sys::SSL) -> Option<Vec<u8>> {
+    let mut p: *const c_uchar = std::ptr::null();
+    let mut len: size_t = 0;
+    if SSL_client_hello_get0_ext(ssl, 0 /* TLSEXT_TYPE_server_name */, &mut p, &mut len) != 1 || p.is_null() {
+        return None;
+    }
+    // ServerNameList: u16 length, then entries of u8 type, u16 length, name.
+    let ext = std::slice::from_raw_parts(p, len);
+    let list = ext.get(2..)?;
+    let (&kind, rest) = list.split_first()?;
+    let n = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize;
+    (kind == 0).then(|| rest.get(2..2 + n).map(<[u8]>::to_vec)).flatten()
+}
+
+/// OpenSSL's decrypt-ticket callback: a ticket resumes only for the server
+/// name it was issued under (RFC 6066 3), so a session made for one SNI
+/// identity never serves another; otherwise the client gets a full
+/// handshake and a new ticket.  A session that recorded no name (a server
+/// with one identity records none) resumes under any.  The other statuses
+/// get OpenSSL's default answer.
+unsafe extern "C" fn ticket_name_cb(
+    ssl: *mut sys::SSL,
+    sess: *mut sys::SSL_SESSION,
+    _keyname: *const c_uchar,
+    _keyname_len: size_t,
+    status: c_int,
+    _arg: *mut c_void,
+) -> c_int {
+    callback_guard(RETURN_IGNORE_RENEW, || {
+        if (status != TICKET_SUCCESS && status != TICKET_SUCCESS_RENEW) || sess.is_null() {
+            return RETURN_IGNORE_RENEW;
+        }
+        // SAFETY: OpenSSL passes a live SSL (in its ClientHello) and session.
+        let same_name = unsafe {
+            let h = SSL_SESSION_get0_hostname(sess);
+            h.is_null()
+                || client_hello_sni(ssl)
+                    .is_some_and(|n| std::ffi::CStr::from_ptr(h).to_bytes().eq_ignore_ascii_case(&n))
+        };
+        match (same_name, status) {
+            (false, _) => RETURN_IGNORE_RENEW,
+            (true, TICKET_SUCCESS) => RETURN_USE,
+            (true, _) => RETURN_USE_RENEW,
         }
     })
 }
