@@ -1,5 +1,6 @@
 //! Loop tests over real loopback sockets (the C tests in c_tests/loop_*.c
-//! cover the C ABI and the load cases).
+//! cover the C ABI and the load cases).  Over 600 lines on purpose: one
+//! suite of short tests over the same loopback helpers.
 
 use super::*;
 use crate::conf::{ConfBuilder, Identity};
