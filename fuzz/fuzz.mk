@@ -51,6 +51,6 @@ fuzz-run: fuzz-corpus
 
 fuzz-totals:
 	@test -f target/fuzz-logs/runs.tsv || { echo "fuzz-totals: no runs recorded yet"; exit 1; }
+	@printf "%-18s %10s %14s %s\n" target seconds executions "failed runs"
 	@awk -F'\t' '{ s[$$1] += $$2; n[$$1] += $$3; if ($$4 != "ok") bad[$$1]++ } \
-	  END { printf "%-18s %10s %14s %s\n", "target", "seconds", "executions", "failed runs"; \
-	        for (t in n) printf "%-18s %10d %14d %d\n", t, s[t], n[t], bad[t] }' target/fuzz-logs/runs.tsv | sort
+	  END { for (t in n) printf "%-18s %10d %14d %d\n", t, s[t], n[t], bad[t] }' target/fuzz-logs/runs.tsv | sort
