@@ -21,7 +21,8 @@
 
 FUZZ_TARGETS := session_server session_client handshake_mutate identity alpn plaintext_reads \
                 cipher_lists melon silly
-FUZZ_TRIPLE  := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+# Evaluated only by the fuzz targets (no rustc call for other goals).
+FUZZ_TRIPLE   = $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 FUZZ_OUT     := target/fuzz
 FUZZ_ENV      = RUSTC_BOOTSTRAP=1 FUZZ_BIN=$(FUZZ_OUT)/$(FUZZ_TRIPLE)/release \
                 FUZZ_CORPUS=target/fuzz-corpus FUZZ_SEEDS=target/fuzz-seeds \
