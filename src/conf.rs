@@ -520,4 +520,22 @@ mod tests {
         assert_eq!(e.reason, COROTLS_REASON_CERT_PARSE);
         assert!(e.msg.starts_with("certificate: certificate 2 of the chain"), "{}", e.msg);
     }
+
+    /// Found by the cipher_lists fuzz target: a cipher list may raise the
+    /// security level (`@SECLEVEL=4`: 192 bits) above what an identity
+    /// offers (P-256: 128 bits).  The order of the settings must not
+    /// matter, so the list is accepted when given and build() refuses the
+    /// identity, cleanly, naming it.
+    #[test]
+    fn a_security_level_above_the_identity_fails_the_build_cleanly() {
+        let id = || Identity::from_files(&cert("ec.crt"), &cert("ec.key"), None).unwrap();
+        let mut b = ConfBuilder::new(Role::Server);
+        b.add_identity(id()).unwrap();
+        b.set_ciphers("ALL:@SECLEVEL=4").unwrap();
+        let e = b.build().unwrap_err();
+        assert_eq!((e.code, e.reason), (crate::Code::COROTLS_ERR_ARG, COROTLS_REASON_CERT_REJECTED), "{e:?}");
+        assert!(e.msg.starts_with("certificate rejected"), "{}", e.msg);
+        b.set_ciphers("ALL:@SECLEVEL=3").unwrap();
+        b.build().unwrap();
+    }
 }
