@@ -21,7 +21,8 @@
 
 FUZZ_TARGETS := session_server session_client handshake_mutate identity alpn plaintext_reads \
                 cipher_lists melon silly
-FUZZ_TRIPLE  := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+# Evaluated only by the fuzz targets (no rustc call for other goals).
+FUZZ_TRIPLE   = $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 FUZZ_OUT     := target/fuzz
 FUZZ_ENV      = RUSTC_BOOTSTRAP=1 FUZZ_BIN=$(FUZZ_OUT)/$(FUZZ_TRIPLE)/release \
                 FUZZ_CORPUS=target/fuzz-corpus FUZZ_SEEDS=target/fuzz-seeds \
@@ -51,6 +52,6 @@ fuzz-run: fuzz-corpus
 
 fuzz-totals:
 	@test -f target/fuzz-logs/runs.tsv || { echo "fuzz-totals: no runs recorded yet"; exit 1; }
+	@printf "%-18s %10s %14s %s\n" target seconds executions "failed runs"
 	@awk -F'\t' '{ s[$$1] += $$2; n[$$1] += $$3; if ($$4 != "ok") bad[$$1]++ } \
-	  END { printf "%-18s %10s %14s %s\n", "target", "seconds", "executions", "failed runs"; \
-	        for (t in n) printf "%-18s %10d %14d %d\n", t, s[t], n[t], bad[t] }' target/fuzz-logs/runs.tsv | sort
+	  END { for (t in n) printf "%-18s %10d %14d %d\n", t, s[t], n[t], bad[t] }' target/fuzz-logs/runs.tsv | sort

@@ -8,8 +8,9 @@
 # Environment: FUZZ_BIN (the built targets), FUZZ_CORPUS (growing corpus,
 # one directory per target), FUZZ_SEEDS (make fuzz-corpus's seeds),
 # FUZZ_ARTIFACTS (crashing inputs), FUZZ_LOG (logs), FUZZ_FLAGS (more
-# libFuzzer flags).  Every run appends "target seconds executions result"
-# to $FUZZ_LOG/runs.tsv (the totals in docs/ROBUSTNESS.md come from it).
+# libFuzzer flags).  Every run appends "target seconds executions result
+# date" (the wall seconds it ran) to $FUZZ_LOG/runs.tsv (the totals in
+# docs/ROBUSTNESS.md come from it).
 # Exit status 1 if any replay or run failed: a crash, a panic, a leak
 # (LeakSanitizer), a timeout (-timeout, per input) or running out of
 # memory (-rss_limit_mb / -malloc_limit_mb) -- libFuzzer exits non-zero
@@ -41,14 +42,16 @@ for t in "$@"; do
             result="regression-failed"
         fi
     fi
-    runs=0
+    runs=0 ran=0
     if [ "$result" = ok ]; then
         mkdir -p "$FUZZ_CORPUS/$t" "$FUZZ_ARTIFACTS/$t"
         dirs=("$FUZZ_CORPUS/$t")
         [ -d "$FUZZ_SEEDS/$t" ] && dirs+=("$FUZZ_SEEDS/$t")
+        t0=$(date +%s)
         "$bin" "${flags[@]}" -max_total_time="$secs" -artifact_prefix="$FUZZ_ARTIFACTS/$t/" \
             "${dirs[@]}" >>"$log" 2>&1
         rc=$?
+        ran=$(( $(date +%s) - t0 ))
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
         runs=${runs:-0}
         if [ $rc -ne 0 ]; then
@@ -57,9 +60,11 @@ for t in "$@"; do
             ls "$FUZZ_ARTIFACTS/$t"/ 2>/dev/null | sed "s|^|  artifact: $FUZZ_ARTIFACTS/$t/|" >&2
         fi
     fi
-    rate=$(( runs / (secs > 0 ? secs : 1) ))
-    printf '%-18s %8s %12s %10s  %s\n' "$t" "$secs" "$runs" "$rate" "$result"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$secs" "$runs" "$result" "$(date -u +%FT%TZ)" >>"$FUZZ_LOG/runs.tsv"
+    # Wall seconds (a failing run ends early); executions as libFuzzer counts them.
+    ran=${ran:-0}
+    rate=$(( runs / (ran > 0 ? ran : 1) ))
+    printf '%-18s %8s %12s %10s  %s\n' "$t" "$ran" "$runs" "$rate" "$result"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$t" "$ran" "$runs" "$result" "$(date -u +%FT%TZ)" >>"$FUZZ_LOG/runs.tsv"
     [ "$result" = ok ] || failed+=("$t")
 done
 if [ ${#failed[@]} -gt 0 ]; then

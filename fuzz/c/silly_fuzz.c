@@ -246,6 +246,13 @@ size_t silly_fuzz_take_sent(uint8_t *dst, size_t cap)
 
 size_t silly_fuzz_sent_len(void) { return sent_len; }
 
+/* tls.close(T) alone (the object stays, closed); 0, -2 if it raised. */
+int silly_fuzz_tls_close(void)
+{
+    prepare("close");
+    return call(0) == 0 ? 0 : -2;
+}
+
 /* tls.close(T), then the state; the silly_malloc blocks still live. */
 long silly_fuzz_close(void)
 {

@@ -24,12 +24,16 @@ extern "C" {
     fn silly_fuzz_size() -> c_long;
     fn silly_fuzz_sent_len() -> usize;
     fn silly_fuzz_take_sent(dst: *mut u8, cap: usize) -> usize;
+    fn silly_fuzz_tls_close() -> c_int;
     fn silly_fuzz_close() -> c_long;
 }
 
 /// One silly server `tls` object (the module keeps one at a time).
 pub struct SillyTls {
     done: bool,
+    /// tls.close was called: every call but close (and push, which frees
+    /// its buffer first) raises now.
+    closed: bool,
 }
 
 impl SillyTls {
@@ -54,10 +58,10 @@ impl SillyTls {
             let msg = unsafe { std::ffi::CStr::from_ptr(silly_fuzz_error()) };
             panic!("silly ctx.server / tls.open failed: {msg:?}");
         }
-        SillyTls { done: false }
+        SillyTls { done: false, closed: false }
     }
 
-    /// tls.handshake: 1 done, -1 wants more, 0 failed.
+    /// tls.handshake: 1 done, -1 wants more, 0 failed (open objects only).
     pub fn handshake(&mut self) -> c_int {
         // SAFETY: the state is open.
         let r = unsafe { silly_fuzz_handshake() };
@@ -75,7 +79,11 @@ impl Endpoint for SillyTls {
         for piece in ct.chunks(65536) {
             // SAFETY: piece is valid for its length; the shim copies it.
             let r = unsafe { silly_fuzz_push(piece.as_ptr(), piece.len()) };
-            assert_eq!(r, 0, "tls.push raised a Lua error");
+            if self.closed {
+                assert_eq!(r, -1, "tls.push on a closed object did not raise");
+            } else {
+                assert_eq!(r, 0, "tls.push raised a Lua error");
+            }
         }
     }
 
@@ -92,6 +100,22 @@ impl Endpoint for SillyTls {
     fn call(&mut self, op: u8, arg: u8, data: &[u8]) {
         // SAFETY: the state is open; data is valid for its length.
         unsafe {
+            if op % 8 == 7 {
+                assert_eq!(silly_fuzz_tls_close(), 0, "tls.close raised a Lua error");
+                self.closed = true;
+                return;
+            }
+            if self.closed {
+                // A closed object: each call raises a type error.
+                let raised = match op % 4 {
+                    0 => silly_fuzz_handshake() == -2,
+                    1 => silly_fuzz_read(1, -1) == -2,
+                    2 => silly_fuzz_write(data.as_ptr(), data.len(), 1) == -2,
+                    _ => silly_fuzz_size() == -2,
+                };
+                assert!(raised, "a call on a closed tls object did not raise");
+                return;
+            }
             match op % 8 {
                 0 | 5 => {
                     self.handshake();

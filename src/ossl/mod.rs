@@ -353,6 +353,21 @@ pub fn key_matches_cert(cert: &X509, key: &PKey) -> bool {
     ok
 }
 
+/// True if `cert`'s public key decodes.  OpenSSL parses a certificate
+/// whose key does not decode and refuses it only when a context takes it.
+pub fn public_key_decodes(cert: &X509) -> bool {
+    // SAFETY: valid cert; the key returned is a new reference, freed here.
+    let ok = unsafe {
+        let k = sys::X509_get_pubkey(cert.as_ptr());
+        if !k.is_null() {
+            sys::EVP_PKEY_free(k);
+        }
+        !k.is_null()
+    };
+    clear_errors();
+    ok
+}
+
 /// A certificate's subject as one line (`CN=localhost, O=...`).
 pub fn subject_line(cert: &X509) -> String {
     // SAFETY: valid cert; the name is owned by it; the BIO is ours.
