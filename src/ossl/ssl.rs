@@ -119,20 +119,13 @@ impl SslRef {
     /// Turn a failed call's return value into an Error, draining the queue.
     fn error(self, ret: c_int, what: &str) -> Error {
         // SAFETY: live SSL; SSL_get_error inspects the queue, so it runs first.
+        // These three come only from an empty queue (SSL_get_error reports
+        // SSL_ERROR_SSL when it holds anything), so there is nothing to clear.
         let e = unsafe { sys::SSL_get_error(self.0, ret) };
         match e {
-            sys::SSL_ERROR_WANT_READ => {
-                clear_errors();
-                Error::want_read()
-            }
-            sys::SSL_ERROR_WANT_WRITE => {
-                clear_errors();
-                Error::want_write()
-            }
-            sys::SSL_ERROR_ZERO_RETURN => {
-                clear_errors();
-                Error::closed()
-            }
+            sys::SSL_ERROR_WANT_READ => Error::want_read(),
+            sys::SSL_ERROR_WANT_WRITE => Error::want_write(),
+            sys::SSL_ERROR_ZERO_RETURN => Error::closed(),
             _ => {
                 let drained = super::drain_errors();
                 let verify = self.verify_result();
