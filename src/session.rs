@@ -175,7 +175,7 @@ impl Session {
     }
 
     fn remember(&mut self, e: &Error) {
-        self.last_error = cstring_lossy(e.msg.clone());
+        self.last_error = cstring_lossy(e.msg.as_bytes());
         self.last_reason = e.reason;
         self.last_detail = e.detail;
     }

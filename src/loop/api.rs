@@ -383,7 +383,7 @@ impl Loop {
         self.sh.with_entry(fd, |_, e| {
             let addr = |a: Result<SocketAddr>| a.map(|a| a.to_string());
             match (what, &e.kind) {
-                (Info::Error, _) => Ok(e.last_error.as_ref().map(|e| e.msg.clone()).unwrap_or_default()),
+                (Info::Error, _) => Ok(e.last_error.as_ref().map(|e| e.msg.to_string()).unwrap_or_default()),
                 (_, Kind::Expired(x)) => Err(x.err.clone()),
                 (Info::LocalAddr, _) => addr(net::local_addr(fd)),
                 (_, Kind::Listener(_)) => Err(not_conn(fd)),

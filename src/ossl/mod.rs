@@ -392,7 +392,7 @@ pub fn cert_matches_host(cert: &X509, name: &[u8]) -> bool {
     r == 1
 }
 
-fn alpn_error(msg: &str) -> Error {
+fn alpn_error(msg: &'static str) -> Error {
     Error::arg(msg).because(COROTLS_REASON_ALPN)
 }
 
