@@ -444,6 +444,12 @@ impl Session {
         }
     }
 
+    /// Whether anything is buffered for a reader: plaintext, or ciphertext
+    /// not decrypted yet.  When not, `read` can only ask for more input.
+    pub fn has_input(&self) -> bool {
+        self.plain.len() > 0 || self.ssl().in_pending() > 0 || self.ssl().has_pending()
+    }
+
     /// Decrypt straight into `buf` (after any buffered plaintext).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() {

@@ -169,6 +169,12 @@ impl Conn {
         if !self.session.handshake_done() {
             self.handshake()?;
         }
+        // With nothing buffered, SSL_read could only fail asking for input
+        // (a whole failed call, some 700 instructions): receive first.
+        let mut drained = false;
+        if !self.session.has_input() {
+            drained = self.fill(MAX_FILL)? == 0;
+        }
         loop {
             match self.session.read(buf) {
                 Ok(n) => {
@@ -178,10 +184,11 @@ impl Conn {
                     return Ok(n);
                 }
                 Err(e) if e.code == COROTLS_WANT_READ => {
-                    if self.fill(MAX_FILL)? == 0 && !self.session.eof() {
+                    if (drained || self.fill(MAX_FILL)? == 0) && !self.session.eof() {
                         self.flush()?;
                         return Err(e);
                     }
+                    drained = false;
                 }
                 Err(e) => return Err(e),
             }

@@ -176,6 +176,13 @@ impl SslRef {
         Ok(())
     }
 
+    /// Whether OpenSSL holds input it has not returned yet: decrypted
+    /// plaintext, or record bytes it took from the input BIO.
+    pub fn has_pending(self) -> bool {
+        // SAFETY: live SSL.
+        unsafe { super::SSL_has_pending(self.0) != 0 }
+    }
+
     /// Ciphertext fed but not yet consumed by OpenSSL.
     pub fn in_pending(self) -> usize {
         let b = self.rbio();
