@@ -31,6 +31,9 @@ const SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE: i64 = 199;
 /// _ex variants; capping keeps each call's work (and latency) bounded.
 const MAX_IO_CALL: usize = 1 << 30;
 
+/// `SSL_set_read_ahead` is a macro over this control.
+const SSL_CTRL_SET_READ_AHEAD: c_int = 41;
+
 impl SslRef {
     /// # Safety
     /// `p` is NULL or a live `SSL *` that outlives every use of the result.
@@ -375,7 +378,14 @@ impl Ssl {
     /// With two FIFO BIOs (`fifo`), whose buffers the transport reads and
     /// writes directly: what corotls' own sessions use.
     pub fn new_fifo(ctx: &Ctx, server: bool) -> Result<Ssl> {
-        Ssl::with_bios(ctx, server, super::fifo::new_bio)
+        let ssl = Ssl::with_bios(ctx, server, super::fifo::new_bio)?;
+        // Read ahead: OpenSSL takes all queued ciphertext in one BIO read
+        // instead of a header read and a body read per record (the FIFO
+        // holds only what the socket already gave; `has_pending` sees what
+        // OpenSSL took).
+        // SAFETY: live SSL we own; SSL_CTRL_SET_READ_AHEAD takes a flag.
+        unsafe { sys::SSL_ctrl(ssl.get().as_ptr(), SSL_CTRL_SET_READ_AHEAD, 1, ptr::null_mut()) };
+        Ok(ssl)
     }
 
     fn with_bios(ctx: &Ctx, server: bool, new_bio: unsafe fn() -> *mut sys::BIO) -> Result<Ssl> {
