@@ -160,7 +160,15 @@ impl Outcome {
         }
     }
     pub fn err(fd: RawFd, e: Error) -> Outcome {
-        Outcome { code: e.code, fd, data: Vec::new(), count: 0, reason: e.reason, detail: e.detail, msg: e.msg.into_owned() }
+        Outcome {
+            code: e.code,
+            fd,
+            data: Vec::new(),
+            count: 0,
+            reason: e.reason,
+            detail: e.detail,
+            msg: e.msg.into_owned(),
+        }
     }
     pub fn of(fd: RawFd, r: Result<()>) -> Outcome {
         match r {
