@@ -12,7 +12,8 @@
 #   make melang MELON_PREFIX=/usr/local/melon
 #                        tls.so, the Melang extension, against an installed stock Melon
 #                        (docs/integration-melang.md; make check does not need it)
-#   make bench           corotls vs raw OpenSSL vs plain TCP, printed side by side
+#   make bench           corotls vs raw OpenSSL, Melon's and silly's own TLS, plain TCP: instructions,
+#                        rates, memory, 10k connections (QUICK=1: under a minute; docs/BENCHMARKS.md)
 #
 # Parts of the tree contribute through fragments, each adding its checks to
 # CHECKS, the names of the suites those record to SUITES, and its programs
@@ -84,12 +85,13 @@ include c_tests/harness/harness.mk
 include c_tests/package/package.mk
 include c_tests/native/native.mk
 include examples/examples.mk
-include benches/bench.mk
 include c_tests/melon/melon_host/melon.mk
 include c_tests/loop/loop.mk
 include adapters/melon/melon.mk
 include adapters/silly/silly.mk
 include adapters/melang/melang.mk
+# After the faces: the benchmarks link them.
+include benches/bench.mk
 include c_tests/melang/melang.mk
 include c_tests/robust/robust.mk
 include c_tests/scan/scan.mk
