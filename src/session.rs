@@ -450,6 +450,44 @@ impl Session {
         self.plain.len() > 0 || self.ssl().in_pending() > 0 || self.ssl().has_pending()
     }
 
+    /// Give an idle session's buffers back: OpenSSL's record buffers, the
+    /// FIFOs' and the plaintext buffer's room, each only when it holds
+    /// nothing (what holds data stays).  The next record allocates them
+    /// again, so this is for connections that have been quiet a while (the
+    /// loop's sweep), not for every record.  Returns whether any buffer was
+    /// held (traffic since the last release).
+    pub fn release_buffers(&mut self) -> bool {
+        let mut held = self.plain.shrink();
+        let ssl = self.ssl();
+        if (self.handshake_done || !self.started) && !self.has_input() && ssl.out_pending() == 0 {
+            ssl.free_buffers();
+        }
+        for bio in [ssl.rbio(), ssl.wbio()] {
+            // SAFETY: our SSL's BIOs, not otherwise borrowed during this call.
+            if let Some(f) = unsafe { fifo::of(bio) } {
+                held |= f.shrink();
+            }
+        }
+        held
+    }
+
+    /// Whether the ciphertext received so far holds a whole first record
+    /// (or something that is not a TLS handshake record, which OpenSSL
+    /// should see at once to reject it).
+    pub fn first_record_complete(&self) -> bool {
+        // SAFETY: our SSL's input BIO, read only.
+        let Some(f) = (unsafe { fifo::of(self.ssl().rbio()) }) else { return true };
+        let d = f.data();
+        if d.first().is_some_and(|&t| t != 22) {
+            return true;
+        }
+        if d.len() < 5 {
+            return false;
+        }
+        let len = u16::from_be_bytes([d[3], d[4]]) as usize;
+        len > RECORD + 2048 || d.len() >= 5 + len
+    }
+
     /// Decrypt straight into `buf` (after any buffered plaintext).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() {

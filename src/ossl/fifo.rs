@@ -51,6 +51,17 @@ impl Fifo {
         }
     }
 
+    /// An empty FIFO gives its buffer back (an idle connection's); returns
+    /// whether it had one.
+    pub fn shrink(&mut self) -> bool {
+        let had = self.buf.capacity() > 0;
+        if self.is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+        had
+    }
+
     /// Make room for `n` more bytes, reusing the consumed front first.
     pub fn reserve(&mut self, n: usize) {
         if self.start > 0 && self.buf.capacity() - self.buf.len() < n {

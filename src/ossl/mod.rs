@@ -28,6 +28,7 @@ extern "C" {
     pub fn X509_check_private_key(x: *const sys::X509, k: *const sys::EVP_PKEY) -> c_int;
     pub fn ERR_peek_error() -> c_ulong;
     pub fn SSL_has_pending(s: *const sys::SSL) -> c_int;
+    pub fn SSL_free_buffers(s: *mut sys::SSL) -> c_int;
 }
 
 /// RFC 2253 escaping without escaping multi-byte characters, fields in

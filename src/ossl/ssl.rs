@@ -230,6 +230,13 @@ impl SslRef {
         unsafe { super::SSL_has_pending(self.0) != 0 }
     }
 
+    /// Give OpenSSL's record buffers back (some 34 KiB; the next record
+    /// allocates them again).  Nothing happens while they hold data.
+    pub fn free_buffers(self) {
+        // SAFETY: live SSL; SSL_free_buffers refuses buffers in use.
+        unsafe { super::SSL_free_buffers(self.0) };
+    }
+
     /// Ciphertext fed but not yet consumed by OpenSSL.
     pub fn in_pending(self) -> usize {
         let b = self.rbio();
