@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -533,6 +534,15 @@ void server_stop(struct server *s)
 	free(s);
 }
 
+static volatile sig_atomic_t trim_asked;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	trim_asked = 1;
+}
+
+/* SIGUSR1: malloc_trim(0) (the memory benchmark's common starting point). */
 void server_run_forever(const char *kind, enum serve_mode mode, int port_pipe_fd)
 {
 	int port;
@@ -545,6 +555,12 @@ void server_run_forever(const char *kind, enum serve_mode mode, int port_pipe_fd
 	if (write(port_pipe_fd, &port, sizeof port) != sizeof port)
 		exit(1);
 	close(port_pipe_fd);
-	for (;;)
+	signal(SIGUSR1, on_usr1);
+	for (;;) {
 		pause();
+		if (trim_asked) {
+			trim_asked = 0;
+			malloc_trim(0);
+		}
+	}
 }

@@ -55,7 +55,8 @@ struct server;
 struct server *epoll_server_start(const struct stack *st, enum serve_mode mode, int *port);
 struct server *loop_server_start(enum serve_mode mode, int *port);
 void server_stop(struct server *s);
-/* The same servers in this thread until SIGTERM (for a forked child). */
+/* The same servers in this thread until SIGTERM (for a forked child);
+ * SIGUSR1 makes it malloc_trim(0). */
 void server_run_forever(const char *kind, enum serve_mode mode, int port_pipe_fd);
 
 #endif

@@ -72,6 +72,7 @@ impl Shared {
             visits: AtomicU64::new(0),
             #[cfg(test)]
             panic_next_step: AtomicBool::new(false),
+            sweep: Mutex::new(sweep::SweepState::default()),
             events: Mutex::new(Events::new()),
             resolver: Resolver::default(),
         }

@@ -84,6 +84,11 @@ impl Table {
         old
     }
 
+    /// Every entry (for the buffer sweep).
+    pub fn all(&self) -> Vec<Arc<Slot>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
     pub fn drain(&mut self) -> Vec<Arc<Slot>> {
         self.count = 0;
         self.slots.drain(..).flatten().collect()
