@@ -544,6 +544,17 @@ impl Session {
         // session's other state stays freely borrowable.
         let mut plain = std::mem::take(&mut self.plain);
         let result = loop {
+            // Nothing left to decrypt: SSL_read could only fail asking for
+            // input (a whole failed call).  The end of the stream and a
+            // latched failure still go through it, to be reported.
+            if self.handshake_done
+                && !self.eof
+                && self.fatal.is_none()
+                && self.ssl().in_pending() == 0
+                && !self.ssl().has_pending()
+            {
+                break Ok(plain.len());
+            }
             match self.read_ssl(plain.spare()) {
                 Ok(n) => plain.commit(n),
                 Err(e) => {
