@@ -95,6 +95,12 @@ impl HostSsl {
         self.0.in_pending()
     }
 
+    /// Whether there is anything for `read` to decrypt or return: input in
+    /// the read BIO, or bytes OpenSSL took from it and has not returned.
+    pub fn has_input(self) -> bool {
+        self.0.in_pending() > 0 || self.0.has_pending()
+    }
+
     /// Move produced ciphertext from the write BIO into `dst`; the count.
     pub fn out_read(self, dst: &mut [u8]) -> usize {
         self.0.out_read(dst)
