@@ -21,7 +21,8 @@ const TRIM_FROM: usize = 256;
 
 #[derive(Default)]
 pub(super) struct SweepState {
-    armed: bool,
+    /// The id of the sweep's timer while one is armed.
+    armed: Option<u64>,
     /// Most connections seen by a sweep since the last trim.
     peak: usize,
 }
@@ -30,12 +31,17 @@ impl Shared {
     /// A socket event: make sure a sweep comes.
     pub(super) fn arm_sweep(&self, now: Instant) {
         let mut s = lock(&self.sweep);
-        if !s.armed {
-            s.armed = true;
-            drop(s);
+        if s.armed.is_none() {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            s.armed = Some(id);
+            drop(s);
             lock(&self.timers).add(id, now + SWEEP_PERIOD, Target::Sweep);
         }
+    }
+
+    /// The sweep's timer, if armed.
+    pub(super) fn sweep_timer(&self) -> Option<u64> {
+        lock(&self.sweep).armed
     }
 
     /// Visit every connection (see `ConnEntry::sweep`); come back while
@@ -58,7 +64,7 @@ impl Shared {
         }
         let trim = {
             let mut s = lock(&self.sweep);
-            s.armed = false;
+            s.armed = None;
             s.peak = s.peak.max(conns);
             let trim = (s.peak >= TRIM_FROM && conns <= s.peak / 2) || released >= TRIM_FROM;
             if trim {
