@@ -15,8 +15,9 @@ use super::*;
 /// How long a connection must be quiet before its buffers go back.
 pub(super) const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// Connections the loop must have had for a mass close to be trimmed after,
-/// or must have released buffers in one sweep (the freed blocks lie between
-/// live ones, where glibc does not return them by itself).
+/// or must have released buffers since the last trim (the freed blocks lie
+/// between live ones, where glibc does not return them by itself); the
+/// loop also trims when it goes quiet after releases.
 const TRIM_FROM: usize = 256;
 
 #[derive(Default)]
@@ -25,6 +26,8 @@ pub(super) struct SweepState {
     armed: Option<u64>,
     /// Most connections seen by a sweep since the last trim.
     peak: usize,
+    /// Connections that gave buffers back since the last trim.
+    released: usize,
 }
 
 impl Shared {
@@ -66,9 +69,14 @@ impl Shared {
             let mut s = lock(&self.sweep);
             s.armed = None;
             s.peak = s.peak.max(conns);
-            let trim = (s.peak >= TRIM_FROM && conns <= s.peak / 2) || released >= TRIM_FROM;
+            s.released += released;
+            // A mass close, many releases, or the last of them before the
+            // loop goes quiet.
+            let trim =
+                (s.peak >= TRIM_FROM && conns <= s.peak / 2) || s.released >= TRIM_FROM || (s.released > 0 && !busy);
             if trim {
                 s.peak = conns;
+                s.released = 0;
             }
             trim
         };
@@ -76,6 +84,8 @@ impl Shared {
             self.arm_sweep(Instant::now());
         }
         if trim {
+            lock(&self.table).shrink();
+            lock(&self.timers).shrink();
             trim_heap();
         }
     }
