@@ -285,7 +285,7 @@ static void bulk(const struct stack *st, long n)
 
 static void handshakes(const struct stack *st, long n)
 {
-    for (long r = -2; r < n; r++) {
+    for (long r = -1; r < n; r++) {
         struct pair p;
         char b = 'h', got = 0;
         if (r == 0)

@@ -179,7 +179,7 @@ int main(int argc, char **argv)
         }
         close_pair(&p);
     } else if (!strcmp(argv[1], "handshake")) {
-        for (long r = -2; r < n; r++) {
+        for (long r = -1; r < n; r++) {
             unsigned char b = 'h', got;
             if (r == 0)
                 CALLGRIND_TOGGLE_COLLECT;

@@ -159,7 +159,7 @@ static const char script[] =
 	"  end\n"
 	"  tls.close(c); tls.close(s)\n"
 	"elseif work == 'handshake' then\n"
-	"  for r = -2, n - 1 do\n"
+	"  for r = -1, n - 1 do\n"
 	"    if r == 0 then host.toggle() end\n"
 	"    local c, s = pair()\n"
 	"    assert(transfer(s, c, fd0, transfer(c, s, fd1, 'h')) == 'h')\n"
