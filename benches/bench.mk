@@ -62,12 +62,14 @@ CHECKS += bench-smoke
 SUITES += bench-smoke
 
 # Instructions per 64-byte echo round trip through corotls_session_* and
-# corotls_conn_*, under callgrind (benches/callgrind_echo.sh; LIBDIR=... to
-# measure another build of libcorotls.so).
+# corotls_conn_*, under callgrind (benches/callgrind_echo.sh; LIBDIR=... on
+# the command line to measure another build of libcorotls.so; the Makefile's
+# own LIBDIR, the install directory, is not used).
 $(OUT)/echo_count: benches/echo_count.c $(HEADER) $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -Wall -Wextra -Werror -O2 -g -D_GNU_SOURCE -I include -o $@ $< -L $(RELEASE) -lcorotls
 
 .PHONY: bench-callgrind
 bench-callgrind: $(OUT)/echo_count $(HARNESS_CERTS)
-	@benches/callgrind_echo.sh $(OUT)/echo_count $(or $(LIBDIR),$(RELEASE)) $(HARNESS_CERTDIR)
+	@benches/callgrind_echo.sh $(OUT)/echo_count \
+	  $(if $(filter command line,$(origin LIBDIR)),$(LIBDIR),$(RELEASE)) $(HARNESS_CERTDIR)
