@@ -10,8 +10,11 @@ ir() { # MODE ROUNDS
     local out
     out=$(mktemp)
     LD_LIBRARY_PATH=$libdir valgrind --tool=callgrind --callgrind-out-file="$out" "$prog" "$1" "$2" "$certdir" 2>/dev/null
-    awk '/^summary:/ { print $2 }' "$out"
+    local n
+    n=$(awk '/^summary:/ { print $2 }' "$out")
     rm -f "$out"
+    [ -n "$n" ] || { echo "callgrind_echo: no count for $1 $2 (is $libdir/libcorotls.so there?)" >&2; exit 1; }
+    echo "$n"
 }
 for mode in session conn; do
     a=$(ir "$mode" 1000)

@@ -14,7 +14,7 @@ bench-resume: $(OUT)/resume_bench $(HARNESS_CERTS)
 
 bench-resume-smoke: $(OUT)/resume_bench $(HARNESS_CERTS)
 	@$(SUITE) bench-resume-smoke $(OUT)/resume_bench --quick --no-callgrind --certdir $(HARNESS_CERTDIR) \
-	  --rows target/bench/rows/resume-smoke.tsv
+	  --rows target/bench/smoke/resume.tsv
 
 CHECKS += bench-resume-smoke
 SUITES += bench-resume-smoke

@@ -5,6 +5,7 @@
 //! WANT_READ, WANT_WRITE, CLOSED, EOF, ... travel the same way, like
 //! `io::ErrorKind::WouldBlock` does) plus a human-readable message.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Result of every corotls call.  Values below zero are errors.
@@ -243,13 +244,15 @@ pub struct Error {
     /// The errno, X509_V_ERR_* code or alert number the reason names (0:
     /// none).
     pub detail: i64,
-    pub msg: String,
+    /// Static for the frequent statuses (WANT_*, CLOSED, EOF), so that
+    /// reporting them allocates nothing.
+    pub msg: Cow<'static, str>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub fn new(code: Code, msg: impl Into<String>) -> Error {
+    pub fn new(code: Code, msg: impl Into<Cow<'static, str>>) -> Error {
         Error { code, reason: Reason::of(code), detail: 0, msg: msg.into() }
     }
     /// The same error, with a more precise reason.
@@ -264,7 +267,7 @@ impl Error {
         self
     }
     /// The same error, with another message.
-    pub fn with_msg(mut self, msg: impl Into<String>) -> Error {
+    pub fn with_msg(mut self, msg: impl Into<Cow<'static, str>>) -> Error {
         self.msg = msg.into();
         self
     }
@@ -273,13 +276,13 @@ impl Error {
         Error::arg(format!("{what} is NULL")).because(COROTLS_REASON_NULL_ARGUMENT)
     }
     /// A call that does not fit the object's role or state.
-    pub fn state(msg: impl Into<String>) -> Error {
+    pub fn state(msg: impl Into<Cow<'static, str>>) -> Error {
         Error::arg(msg).because(COROTLS_REASON_WRONG_STATE)
     }
-    pub fn arg(msg: impl Into<String>) -> Error {
+    pub fn arg(msg: impl Into<Cow<'static, str>>) -> Error {
         Error::new(COROTLS_ERR_ARG, msg)
     }
-    pub fn tls(msg: impl Into<String>) -> Error {
+    pub fn tls(msg: impl Into<Cow<'static, str>>) -> Error {
         Error::new(COROTLS_ERR_TLS, msg)
     }
     pub fn want_read() -> Error {

@@ -178,7 +178,7 @@ impl Session {
     }
 
     fn remember(&mut self, e: &Error) {
-        self.last_error = cstring_lossy(e.msg.clone());
+        self.last_error = cstring_lossy(e.msg.as_bytes());
         self.last_reason = e.reason;
         self.last_detail = e.detail;
     }
@@ -449,6 +449,50 @@ impl Session {
         }
     }
 
+    /// Whether anything is buffered for a reader: plaintext, or ciphertext
+    /// not decrypted yet.  When not, `read` can only ask for more input.
+    pub fn has_input(&self) -> bool {
+        self.plain.len() > 0 || self.ssl().in_pending() > 0 || self.ssl().has_pending()
+    }
+
+    /// Give an idle session's buffers back: OpenSSL's record buffers, the
+    /// FIFOs' and the plaintext buffer's room, each only when it holds
+    /// nothing (what holds data stays).  The next record allocates them
+    /// again, so this is for connections that have been quiet a while (the
+    /// loop's sweep), not for every record.  Returns whether any buffer was
+    /// held (traffic since the last release).
+    pub fn release_buffers(&mut self) -> bool {
+        let mut held = self.plain.shrink();
+        let ssl = self.ssl();
+        if (self.handshake_done || !self.started) && !self.has_input() && ssl.out_pending() == 0 {
+            ssl.free_buffers();
+        }
+        for bio in [ssl.rbio(), ssl.wbio()] {
+            // SAFETY: our SSL's BIOs, not otherwise borrowed during this call.
+            if let Some(f) = unsafe { fifo::of(bio) } {
+                held |= f.shrink();
+            }
+        }
+        held
+    }
+
+    /// Whether the ciphertext received so far holds a whole first record
+    /// (or something that is not a TLS handshake record, which OpenSSL
+    /// should see at once to reject it).
+    pub fn first_record_complete(&self) -> bool {
+        // SAFETY: our SSL's input BIO, read only.
+        let Some(f) = (unsafe { fifo::of(self.ssl().rbio()) }) else { return true };
+        let d = f.data();
+        if d.first().is_some_and(|&t| t != 22) {
+            return true;
+        }
+        if d.len() < 5 {
+            return false;
+        }
+        let len = u16::from_be_bytes([d[3], d[4]]) as usize;
+        len > RECORD + 2048 || d.len() >= 5 + len
+    }
+
     /// Decrypt straight into `buf` (after any buffered plaintext).
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() {
@@ -505,6 +549,17 @@ impl Session {
         // session's other state stays freely borrowable.
         let mut plain = std::mem::take(&mut self.plain);
         let result = loop {
+            // Nothing left to decrypt: SSL_read could only fail asking for
+            // input (a whole failed call).  The end of the stream and a
+            // latched failure still go through it, to be reported.
+            if self.handshake_done
+                && !self.eof
+                && self.fatal.is_none()
+                && self.ssl().in_pending() == 0
+                && !self.ssl().has_pending()
+            {
+                break Ok(plain.len());
+            }
             match self.read_ssl(plain.spare()) {
                 Ok(n) => plain.commit(n),
                 Err(e) => {

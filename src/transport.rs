@@ -26,6 +26,9 @@ use socket::{Io, MAX_FILL};
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Ciphertext read per `recv`.
 const RECV_CHUNK: usize = 64 * 1024;
+/// Ciphertext read per `recv` before a server's handshake starts: a
+/// ClientHello is a few hundred bytes (the FIFO grows for a larger one).
+const HELLO_CHUNK: usize = 2048;
 
 pub struct Conn {
     session: Session,
@@ -135,17 +138,18 @@ impl Conn {
     /// wire); WANT_READ / WANT_WRITE to wait; EOF if the peer vanished.
     pub fn handshake(&mut self) -> Result<()> {
         // A server's first step needs the peer's ClientHello.  OpenSSL is
-        // not started before a byte of it has come: its first step
-        // allocates the record and handshake buffers (some 40 KiB), which
-        // a peer that connects and sends nothing should not cost.
+        // not started before a whole first record of it has come: its first
+        // step allocates the record and handshake buffers (some 40 KiB),
+        // which a peer that connects and sends nothing, or part of a hello,
+        // should not cost; the FIFO takes it in small steps meanwhile.
         let server = self.session.role() == Role::Server;
-        if server
-            && !self.session.started()
-            && self.session.ssl().in_pending() == 0
-            && self.fill(MAX_FILL)? == 0
-            && !self.session.eof()
-        {
-            return Err(Error::want_read());
+        while server && !self.session.started() && !self.session.first_record_complete() {
+            if self.fill(HELLO_CHUNK)? == 0 {
+                if self.session.eof() {
+                    break;
+                }
+                return Err(Error::want_read());
+            }
         }
         loop {
             let step = self.session.handshake();
@@ -171,6 +175,12 @@ impl Conn {
         if !self.session.handshake_done() {
             self.handshake()?;
         }
+        // With nothing buffered, SSL_read could only fail asking for input
+        // (a whole failed call, some 700 instructions): receive first.
+        let mut drained = false;
+        if !self.session.has_input() {
+            drained = self.fill(MAX_FILL)? == 0;
+        }
         loop {
             match self.session.read(buf) {
                 Ok(n) => {
@@ -180,10 +190,11 @@ impl Conn {
                     return Ok(n);
                 }
                 Err(e) if e.code == COROTLS_WANT_READ => {
-                    if self.fill(MAX_FILL)? == 0 && !self.session.eof() {
+                    if (drained || self.fill(MAX_FILL)? == 0) && !self.session.eof() {
                         self.flush()?;
                         return Err(e);
                     }
+                    drained = false;
                 }
                 Err(e) => return Err(e),
             }

@@ -166,7 +166,7 @@ pub(crate) fn callback(cb: corotls_loop_cb, user_data: *mut c_void) -> Result<Ca
     let ud = user_data as usize;
     Ok(Box::new(move |d: &Done| {
         if d.code != COROTLS_OK {
-            set_last_error(&Error::new(d.code, d.msg).because_of(d.reason, d.detail));
+            set_last_error(&Error::new(d.code, d.msg.to_string()).because_of(d.reason, d.detail));
         }
         let (ptr, len) = if d.data.is_empty() { (std::ptr::null(), d.count) } else { (d.data.as_ptr(), d.data.len()) };
         // SAFETY: the host gave this function for this user_data; data is

@@ -72,6 +72,7 @@ impl Shared {
             visits: AtomicU64::new(0),
             #[cfg(test)]
             panic_next_step: AtomicBool::new(false),
+            sweep: Mutex::new(sweep::SweepState::default()),
             events: Mutex::new(Events::new()),
             resolver: Resolver::default(),
         }
@@ -115,7 +116,10 @@ impl Loop {
 
     /// Time until the earliest deadline (None: no deadline).
     pub fn next_timeout(&self) -> Option<Duration> {
-        let next = lock(&self.sh.timers).next()?;
+        // The buffer sweep is not a deadline (nothing fails if it is late;
+        // the loop's fd still wakes a host for it).
+        let sweep = self.sh.sweep_timer();
+        let next = lock(&self.sh.timers).next_except(sweep)?;
         Some(next.saturating_duration_since(Instant::now()))
     }
 
@@ -383,7 +387,7 @@ impl Loop {
         self.sh.with_entry(fd, |_, e| {
             let addr = |a: Result<SocketAddr>| a.map(|a| a.to_string());
             match (what, &e.kind) {
-                (Info::Error, _) => Ok(e.last_error.as_ref().map(|e| e.msg.clone()).unwrap_or_default()),
+                (Info::Error, _) => Ok(e.last_error.as_ref().map(|e| e.msg.to_string()).unwrap_or_default()),
                 (_, Kind::Expired(x)) => Err(x.err.clone()),
                 (Info::LocalAddr, _) => addr(net::local_addr(fd)),
                 (_, Kind::Listener(_)) => Err(not_conn(fd)),

@@ -36,6 +36,7 @@ impl Shared {
             let (fd, gen) = table::fd_gen_of(ev.key);
             let slot = lock(&self.table).get_gen(fd, gen);
             if let Some(slot) = slot {
+                self.arm_sweep(now);
                 self.guarded(&slot, &mut done, |done| self.on_event(&slot, ev.readable, now, done));
             }
         }
@@ -197,7 +198,7 @@ impl Shared {
         };
         for (id, target) in expired {
             let slot = match target {
-                Target::Resolving => None,
+                Target::Resolving | Target::Sweep => None,
                 Target::Slot { fd, gen } | Target::Deadline { fd, gen } | Target::Retry { fd, gen } => {
                     lock(&self.table).get_gen(fd, gen)
                 }
@@ -212,6 +213,7 @@ impl Shared {
     /// One expired deadline.
     fn on_timer(&self, id: u64, target: Target, done: &mut Vec<Completion>) {
         match target {
+            Target::Sweep => self.sweep(),
             Target::Resolving => {
                 if let Some(req) = lock(&self.resolving).remove(&id) {
                     done.push(Completion { cb: req.cb, out: Outcome::err(-1, timed_out("connect")) });

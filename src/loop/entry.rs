@@ -165,7 +165,15 @@ impl Outcome {
         }
     }
     pub fn err(fd: RawFd, e: Error) -> Outcome {
-        Outcome { code: e.code, fd, data: Vec::new(), count: 0, reason: e.reason, detail: e.detail, msg: e.msg }
+        Outcome {
+            code: e.code,
+            fd,
+            data: Vec::new(),
+            count: 0,
+            reason: e.reason,
+            detail: e.detail,
+            msg: e.msg.into_owned(),
+        }
     }
     pub fn of(fd: RawFd, r: Result<()>) -> Outcome {
         match r {
@@ -359,6 +367,8 @@ pub(super) struct ConnEntry {
     pub write_dead: bool,
     /// Deadlines (accepted connections).
     pub watch: Option<Watch>,
+    /// `conn.moved()` at the last buffer sweep.
+    pub swept: u64,
 }
 
 impl ConnEntry {
@@ -373,7 +383,25 @@ impl ConnEntry {
             read_dead: false,
             write_dead: false,
             watch: None,
+            swept: u64::MAX,
         }
+    }
+
+    /// The buffer sweep's visit: a connection that moved no byte since the
+    /// last one gives its buffers back (those holding data stay).  None if
+    /// it was busy, else whether it gave any back.
+    pub fn sweep(&mut self) -> Option<bool> {
+        let moved = self.conn.moved();
+        if moved != self.swept {
+            self.swept = moved;
+            return None;
+        }
+        let mut held = false;
+        if self.chunk.is_empty() {
+            held = self.chunk.capacity() > 0;
+            self.chunk = Vec::new();
+        }
+        Some(self.conn.session_mut().release_buffers() | held)
     }
 
     /// Note progress for the deadlines: the time bytes last moved.  Returns

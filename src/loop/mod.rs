@@ -35,6 +35,7 @@ mod peer;
 mod resolver;
 mod resume;
 mod sendfile;
+mod sweep;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -85,6 +86,8 @@ pub(crate) enum Target {
     Deadline { fd: RawFd, gen: u32 },
     /// A listener that ran out of fds tries again.
     Retry { fd: RawFd, gen: u32 },
+    /// The sweep that gives quiet connections' buffers back (`sweep.rs`).
+    Sweep,
 }
 
 /// What accepted connections get (see `Loop::set_handshake_timeout`).
@@ -224,6 +227,8 @@ struct Shared {
     /// Tests: the next entry step panics (a bug in corotls, injected).
     #[cfg(test)]
     panic_next_step: AtomicBool,
+    /// The buffer sweep (`sweep.rs`).  A leaf lock.
+    sweep: Mutex<sweep::SweepState>,
     /// Held by the dispatching thread.
     events: Mutex<Events>,
     resolver: Resolver,

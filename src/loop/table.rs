@@ -84,6 +84,20 @@ impl Table {
         old
     }
 
+    /// Give back the room of fds above the highest one in use (after a mass
+    /// close).
+    pub fn shrink(&mut self) {
+        while self.slots.last().is_some_and(|s| s.is_none()) {
+            self.slots.pop();
+        }
+        self.slots.shrink_to_fit();
+    }
+
+    /// Every entry (for the buffer sweep).
+    pub fn all(&self) -> Vec<Arc<Slot>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
     pub fn drain(&mut self) -> Vec<Arc<Slot>> {
         self.count = 0;
         self.slots.drain(..).flatten().collect()

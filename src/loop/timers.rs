@@ -88,6 +88,28 @@ impl Timers {
         None
     }
 
+    /// Give back the room a crowd of connections' deadlines left (after a
+    /// mass close): stale heap entries go, both tables shrink.
+    pub fn shrink(&mut self) {
+        let live = &self.live;
+        self.heap.retain(|Reverse((_, id))| live.contains_key(id));
+        self.heap.shrink_to_fit();
+        self.live.shrink_to_fit();
+    }
+
+    /// The earliest live deadline other than timer `skip`'s.
+    pub fn next_except(&mut self, skip: Option<u64>) -> Option<Instant> {
+        let first = self.next()?;
+        let Some(Reverse((_, top))) = self.heap.peek().copied() else { return Some(first) };
+        if Some(top) != skip {
+            return Some(first);
+        }
+        let held = self.heap.pop().expect("peeked");
+        let second = self.next();
+        self.heap.push(held);
+        second
+    }
+
     /// Set the timerfd to the earliest deadline (or disarm it).
     pub fn rearm(&mut self) {
         let next = self.next();

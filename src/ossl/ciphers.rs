@@ -191,7 +191,7 @@ pub fn check_groups(list: &str) -> Result<CString> {
             return Err(bad(format!("'{e}' is not a group OpenSSL knows")));
         }
     }
-    ctx.set_groups(&whole).map_err(|e| bad(e.msg))?;
+    ctx.set_groups(&whole).map_err(|e| bad(e.msg.into_owned()))?;
     Ok(whole)
 }
 

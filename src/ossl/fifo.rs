@@ -51,6 +51,17 @@ impl Fifo {
         }
     }
 
+    /// An empty FIFO gives its buffer back (an idle connection's); returns
+    /// whether it had one.
+    pub fn shrink(&mut self) -> bool {
+        let had = self.buf.capacity() > 0;
+        if self.is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+        had
+    }
+
     /// Make room for `n` more bytes, reusing the consumed front first.
     pub fn reserve(&mut self, n: usize) {
         if self.start > 0 && self.buf.capacity() - self.buf.len() < n {
@@ -66,14 +77,19 @@ impl Fifo {
     }
 
     /// Let `fill` write up to `max` bytes at the end (for instance `recv`);
-    /// it returns how many it wrote, which are then queued.  Room reserved
-    /// for nothing is given back: an empty FIFO keeps at most `KEEP` bytes
-    /// of capacity, also after a `recv` that found nothing.
+    /// it returns how many it wrote, which are then queued.  The room
+    /// offered is the spare capacity, grown to at most `KEEP` bytes queued:
+    /// the buffer an emptied FIFO keeps is reused record after record, never
+    /// allocated and freed per `recv` (a short fill does not mean the source
+    /// is drained).  Room reserved for nothing is given back: an empty FIFO
+    /// keeps at most `KEEP` bytes of capacity.
     pub fn fill_with<E>(
         &mut self,
         max: usize,
         fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<usize, E>,
     ) -> Result<usize, E> {
+        let spare = self.buf.capacity() - self.buf.len();
+        let max = max.min(spare.max(KEEP.saturating_sub(self.len())).max(1));
         self.reserve(max);
         let spare = &mut self.buf.spare_capacity_mut()[..max];
         let n = match fill(spare) {

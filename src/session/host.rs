@@ -36,11 +36,14 @@ impl HostSsl {
     }
 
     /// A new `SSL *` from a host's `SSL_CTX *` (which it takes a reference
-    /// of), with two `BIO_s_mem` BIOs whose empty read means "retry", never
-    /// EOF (`mem_eof_return` -1), in accept state for a server and connect
-    /// state for a client.  Memory BIOs, not corotls' FIFOs, because hosts
-    /// reach into them.  The caller owns the result: `HostSsl::free` (or
-    /// `SSL_free`) frees it with its BIOs.
+    /// of), with two corotls FIFO BIOs, in accept state for a server and
+    /// connect state for a client.  Hosts may reach into them through
+    /// `SSL_get_rbio` / `SSL_get_wbio`: to `BIO_write`, `BIO_read`,
+    /// `BIO_pending` and `BIO_set_mem_eof_return` they behave as `BIO_s_mem`
+    /// with `mem_eof_return` -1 (an empty read means "retry", never EOF),
+    /// without its zeroing and moving of every region (Melon face echo:
+    /// 38,406 -> 36,740 instructions a round trip).  The caller owns the
+    /// result: `HostSsl::free` (or `SSL_free`) frees it with its BIOs.
     ///
     /// # Safety
     /// `ctx` is NULL (an ARG error) or a live `SSL_CTX *`.
@@ -49,7 +52,7 @@ impl HostSsl {
         let Some(ctx) = Ctx::from_ptr(ctx).map(ManuallyDrop::new) else {
             return Err(Error::arg("no SSL_CTX to create the SSL from"));
         };
-        Ssl::new(&ctx, role == Role::Server).map(Ssl::into_ptr)
+        Ssl::new_fifo(&ctx, role == Role::Server).map(Ssl::into_ptr)
     }
 
     /// Free an `SSL *` the caller owns, with its BIOs; NULL does nothing.
@@ -90,6 +93,12 @@ impl HostSsl {
     /// Ciphertext in the read BIO that OpenSSL has not consumed.
     pub fn in_pending(self) -> usize {
         self.0.in_pending()
+    }
+
+    /// Whether there is anything for `read` to decrypt or return: input in
+    /// the read BIO, or bytes OpenSSL took from it and has not returned.
+    pub fn has_input(self) -> bool {
+        self.0.in_pending() > 0 || self.0.has_pending()
     }
 
     /// Move produced ciphertext from the write BIO into `dst`; the count.

@@ -47,6 +47,14 @@ impl PlainBuf {
         }
         &mut self.buf[self.end..]
     }
+    /// An empty buffer gives its memory back (an idle session's).
+    pub(super) fn shrink(&mut self) -> bool {
+        let had = !self.buf.is_empty();
+        if self.len() == 0 {
+            *self = PlainBuf::default();
+        }
+        had
+    }
     pub(super) fn commit(&mut self, used: usize) {
         self.end += used;
     }

@@ -443,7 +443,33 @@ fn stale_openssl_errors_do_not_fail_a_connection() {
     leave_stale_error();
     c.write(b"ok").unwrap();
     transfer(&mut c, &mut s);
+    leave_stale_error();
     assert_eq!(read_all(&mut s, 2), b"ok");
+    // A read that can only ask for more input says so (WANT_READ, not a TLS
+    // error made of someone else's entries), and the session stays usable.
+    leave_stale_error();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).unwrap_err().code, COROTLS_WANT_READ);
+    // Half a record: OpenSSL asks for the rest.
+    c.write(b"more").unwrap();
+    let mut ct = vec![0u8; 4096];
+    let n = c.out_read(&mut ct);
+    s.feed(&ct[..n / 2]).unwrap();
+    leave_stale_error();
+    assert_eq!(s.read(&mut buf).unwrap_err().code, COROTLS_WANT_READ);
+    s.feed(&ct[n / 2..n]).unwrap();
+    leave_stale_error();
+    assert_eq!(read_all(&mut s, 4), b"more");
+    // A genuine failure (a corrupted record) is still one, junk or not.
+    c.write(b"bad").unwrap();
+    let n = c.out_read(&mut ct);
+    ct[n - 1] ^= 1;
+    s.feed(&ct[..n]).unwrap();
+    leave_stale_error();
+    assert_eq!(s.read(&mut buf).unwrap_err().code, COROTLS_ERR_TLS);
+    assert_eq!(s.read(&mut buf).unwrap_err().code, COROTLS_ERR_TLS, "the failure is latched");
+    // SAFETY: clears this thread's queue (the junk is ours).
+    unsafe { openssl_sys::ERR_clear_error() };
 }
 
 #[test]

@@ -324,6 +324,12 @@ pub unsafe fn recv(tc: *mut TcpConn, ssl: HostSsl) -> i32 {
     }
     loop {
         TcpConn::clear_wants(tc);
+        // Nothing to decrypt: what SSL_read would say, without the failed
+        // call and the chunk allocated and freed for it.
+        if !ssl.has_input() {
+            TcpConn::set_flag(tc, TLS_WANT_R, true);
+            return if dr == M_C_CLOSED { M_C_CLOSED } else { M_C_NOTYET };
+        }
         let p = host::alloc((*tc).pool, PLAIN_CHUNK);
         if p.is_null() {
             return M_C_ERROR;
