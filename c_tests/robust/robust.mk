@@ -50,10 +50,13 @@ SUITES += robust robust-valgrind
 # ------------------------------------------------------------- check-asan
 # A second make builds the same programs with sanitizer flags into
 # target/asan/ (every output directory is a variable of its fragment), then
-# runs them there.
+# runs them there.  The example programs the tests start stay the ones in
+# target/examples/, built without sanitizers: one the second make would
+# rebuild goes to target/asan/examples/ and is not run.
 ASAN_DIR    := target/asan
 ASAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ASAN_MAKE    = $(MAKE) --no-print-directory OUT=$(ASAN_DIR) HARNESS_BUILD=$(ASAN_DIR) MELON_HOST_OUT=$(ASAN_DIR) \
+               EX_OUT=$(ASAN_DIR)/examples \
                SILLY_TEST_OUT=$(ASAN_DIR)/silly \
                C_CFLAGS='$(C_CFLAGS) $(ASAN_FLAGS)' HARNESS_CFLAGS='$(HARNESS_CFLAGS) $(ASAN_FLAGS)' \
                MELON_HOST_CFLAGS='$(MELON_HOST_CFLAGS) $(ASAN_FLAGS)' SILLY_CFLAGS='$(SILLY_CFLAGS) $(ASAN_FLAGS)' \
