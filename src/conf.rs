@@ -94,6 +94,13 @@ impl Identity {
             ))
             .because(COROTLS_REASON_CERT_PARSE));
         }
+        // OpenSSL reads a password as a C string: "secret\0x" would open a
+        // key encrypted with "secret" (found by the identity fuzz target).
+        if password.is_some_and(|p| p.contains(&0)) {
+            return Err(
+                Error::arg("private key: the password contains a NUL byte").because(COROTLS_REASON_KEY_PASSWORD)
+            );
+        }
         let key = ossl::parse_key_pem(key_pem, password, "private key")?;
         let leaf = certs.remove(0);
         if !ossl::key_matches_cert(&leaf, &key) {
@@ -609,6 +616,20 @@ mod tests {
         let e = Identity::from_pem(&[leaf, pem_of(&der)].concat(), &key, None).err().expect("refused when given");
         assert_eq!(e.reason, COROTLS_REASON_CERT_PARSE);
         assert!(e.msg.starts_with("certificate: certificate 2 of the chain"), "{}", e.msg);
+    }
+
+    /// Found by the identity fuzz target: OpenSSL stops a password at a NUL,
+    /// so the right password followed by a NUL and anything opened the key.
+    #[test]
+    fn a_password_with_a_nul_byte_is_refused() {
+        let crt = std::fs::read(cert("leaf.crt")).unwrap();
+        let key = std::fs::read(cert("leaf.enc.key")).unwrap();
+        Identity::from_pem(&crt, &key, Some(b"secret")).unwrap();
+        for pw in [&b"secret\0"[..], b"secret\0x", b"\0"] {
+            let e = Identity::from_pem(&crt, &key, Some(pw)).err().expect("refused");
+            assert_eq!(e.reason, COROTLS_REASON_KEY_PASSWORD, "{e:?}");
+            assert!(e.msg.contains("NUL"), "{}", e.msg);
+        }
     }
 
     /// Found by the cipher_lists fuzz target: a cipher list may raise the
