@@ -14,9 +14,18 @@
 
 MELON_FACE_SO   := $(RELEASE)/libcorotls_melon.so
 MELON_FACE_A    := $(RELEASE)/libcorotls_melon.a
-# FORCE: cargo decides what is stale (see the top Makefile).
+# FORCE: cargo decides what is stale (see the top Makefile).  Its own target
+# directory: the engine it links is built without the capi feature, and in
+# target/ that build and `-p corotls` would overwrite each other's
+# libcorotls.so in turn, each relinking the library (and everything made
+# from it) again.  The face's files are copied into $(RELEASE) when they
+# changed.
+MELON_CARGO_DIR := target/melon-face
 $(MELON_FACE_SO) $(MELON_FACE_A): FORCE
-	@$(CARGO) build --release -p corotls-melon
+	@$(CARGO) build --release -p corotls-melon --target-dir $(MELON_CARGO_DIR)
+	@mkdir -p $(RELEASE)
+	@for f in libcorotls_melon.so libcorotls_melon.a; do \
+	  cmp -s $(MELON_CARGO_DIR)/release/$$f $(RELEASE)/$$f || cp $(MELON_CARGO_DIR)/release/$$f $(RELEASE)/$$f; done
 	@ln -sf libcorotls_melon.so $(RELEASE)/libcorotls_melon.so.0
 
 lib: $(MELON_FACE_SO)
