@@ -522,6 +522,17 @@ TEST(sendfile_bad_files_and_states)
     CHECK(util_write_all(c, "still", 5, T) == COROTLS_OK && util_read_n(c, echo, 5, T) == COROTLS_OK &&
               !memcmp(echo, "still", 5),
           "conn: after every refusal the stream still echoes");
+    bool ks = true, kr = true;
+    char small[8];
+    size_t wl = 0;
+    r = corotls_conn_ktls(c, &ks, &kr, small, sizeof small, &wl);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_LIMIT && strlen(small) == 7 && wl > 7 &&
+              !ks && !kr,
+          "conn_ktls, an 8-byte reason buffer: ERR_ARG, LIMIT, truncated, full length %zu", wl);
+    r = corotls_conn_ktls(c, &ks, &kr, small, (size_t)-1, &wl);
+    CHECK(r == COROTLS_ERR_ARG && says("negative length"), "conn_ktls, a negative cap: ERR_ARG (%s)",
+          corotls_last_error());
+    CHECK(corotls_conn_ktls(c, &ks, &kr, NULL, 4, &wl) == COROTLS_ERR_ARG, "conn_ktls, NULL buffer with cap 4: ERR_ARG");
     r = corotls_conn_close(c);
     CHECK(r == COROTLS_OK || r == COROTLS_WANT_READ, "conn_close: %s", corotls_result_name(r));
     r = corotls_conn_sendfile(c, file, 0, 10, &sent);
@@ -561,6 +572,11 @@ TEST(sendfile_bad_files_and_states)
     CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_FILE,
           "loop: offset beyond the end: ERR_ARG, FILE (%s)", corotls_last_error());
     CHECK(corotls_loop_sendfile(l, 9999, file, 0, 10, T, lu_cb, &d) == COROTLS_ERR_ARG, "loop: an fd not open");
+    char why[256];
+    CHECK(corotls_loop_ktls(l, 9999, &ks, &kr, why, sizeof why, NULL) == COROTLS_ERR_ARG, "loop_ktls: an fd not open");
+    CHECK(corotls_loop_ktls(l, cfd, NULL, &kr, why, sizeof why, NULL) == COROTLS_ERR_ARG, "loop_ktls: NULL send");
+    CHECK(corotls_loop_ktls(l, cfd, &ks, &kr, why, (size_t)-1, NULL) == COROTLS_ERR_ARG, "loop_ktls: a negative cap");
+    CHECK(corotls_loop_ktls(NULL, cfd, &ks, &kr, why, sizeof why, NULL) == COROTLS_ERR_ARG, "loop_ktls: NULL loop");
     CHECK(d.calls == 0, "loop: no callback for any refusal");
     CHECK(lu_send(l, cfd, "still", 5, T, NULL) == COROTLS_OK && lu_recv_n(l, sfd, got, 5, T) == COROTLS_OK &&
               !memcmp(got, "still", 5),
