@@ -1577,7 +1577,8 @@ corotls_result corotls_conf_builder_set_session_cache_size(corotls_conf_builder 
  * them gets a full handshake, never an error.  Up to 8 keys are kept.
  * Safe to call from any thread while the conf serves connections (the
  * conf is otherwise immutable).  COROTLS_ERR_ARG for a client conf, a conf
- * built with tickets off, a key of another length or a key name in use.
+ * built with tickets off, a key of another length or a key name in use,
+ * and for `grace_ms` above INT64_MAX (a negative number cast).
  */
 corotls_result corotls_conf_rotate_ticket_key(const corotls_conf *conf,
                                               const uint8_t *key,

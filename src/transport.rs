@@ -238,6 +238,11 @@ impl Conn {
     /// up to 64 KiB of it may already be encrypted and are then not
     /// encrypted again.
     pub fn write(&mut self, buf: &[u8]) -> Result<usize> {
+        // Checked before the handshake: a conn closed before it must not
+        // start one only to refuse the data.
+        if self.session.shutdown_sent() {
+            return Err(self.session.fail(Error::state("write after shutdown")));
+        }
         if !self.session.handshake_done() {
             self.handshake()?;
         }

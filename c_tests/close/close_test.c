@@ -787,6 +787,84 @@ TEST(loop_shutdown_bad_input)
     CHECK(corotls_session_shutdown_state(NULL) == -1, "NULL session");
 }
 
+/* Nothing buffered on `fd` (a raw socket): MSG_DONTWAIT finds no byte. */
+static int nothing_arrived(int fd)
+{
+    char b;
+    return recv(fd, &b, 1, MSG_DONTWAIT) < 0;
+}
+
+/* Close before the handshake (nothing to close: OK, nothing sent), close
+ * after the peer vanished without close_notify, shutdown twice, shutdown
+ * with a bad timeout or callback or after loop_close. */
+TEST(close_and_shutdown_in_the_wrong_state)
+{
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    corotls_conn *c = NULL;
+    REQUIRE(corotls_conn_new(vconf, sv[0], &c) == COROTLS_OK, "conn");
+    CHECK(corotls_conn_close(c) == COROTLS_OK && corotls_conn_close(c) == COROTLS_OK && nothing_arrived(sv[1]),
+          "conn_close before the handshake, twice: OK, nothing sent");
+    size_t w = 9;
+    corotls_result wr = corotls_conn_write(c, (const uint8_t *)"x", 1, &w);
+    CHECK(wr == COROTLS_ERR_ARG && corotls_conn_reason(c, NULL) == COROTLS_REASON_WRONG_STATE && w == 0 &&
+              nothing_arrived(sv[1]),
+          "write after it: ERR_ARG, WRONG_STATE, and no handshake is started (%s)", corotls_conn_error(c));
+    corotls_conn_free(c);
+    close(sv[0]);
+    close(sv[1]);
+
+    /* Peer handshakes, then its socket closes with no close_notify. */
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    corotls_conn *s = NULL;
+    REQUIRE(corotls_conn_new(vconf, sv[0], &c) == COROTLS_OK && corotls_conn_new(sconf, sv[1], &s) == COROTLS_OK,
+            "conns");
+    corotls_conn_set_sni(c, "localhost");
+    corotls_result rc = COROTLS_WANT_READ, rs = COROTLS_WANT_READ;
+    for (int i = 0; i < 50 && (rc != COROTLS_OK || rs != COROTLS_OK); i++) {
+        rc = corotls_conn_handshake(c);
+        rs = corotls_conn_handshake(s);
+    }
+    REQUIRE(rc == COROTLS_OK && rs == COROTLS_OK, "handshakes");
+    corotls_conn_free(s);
+    close(sv[1]);
+    corotls_result r = corotls_conn_close(c);
+    if (r == COROTLS_WANT_READ && util_wait(sv[0], r, T) == 0)
+        r = corotls_conn_close(c);
+    CHECK(r == COROTLS_EOF || r == COROTLS_ERR_IO, "conn_close when the peer vanished: %s (no hang)",
+          corotls_result_name(r));
+    corotls_conn_free(c);
+    close(sv[0]);
+
+    corotls_loop *l = NULL;
+    REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
+    int port, cfd, sfd;
+    int lfd = lu_listen(l, sconf, &port);
+    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, vconf, &cfd, &sfd) == 0, "a loop pair, no handshake");
+    struct lu_done d = {0};
+    int st = -1;
+    CHECK(corotls_loop_shutdown(l, cfd, T, lu_cb, &d) == COROTLS_OK, "loop_shutdown before the handshake: OK inline");
+    CHECK(corotls_loop_shutdown(l, cfd, T, lu_cb, &d) == COROTLS_OK, "and again: OK");
+    CHECK(corotls_loop_shutdown_state(l, cfd, &st) == COROTLS_OK, "state readable (%d)", st);
+    corotls_result r2 = corotls_loop_send(l, cfd, (const uint8_t *)"x", 1, T, lu_cb, &d);
+    if (r2 == COROTLS_PENDING && lu_wait(l, &d, T))
+        r2 = d.r;
+    CHECK(r2 == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_WRONG_STATE,
+          "send after it: ERR_ARG, WRONG_STATE (%s: %s, %d callbacks)", corotls_result_name(r2), corotls_last_error(), d.calls);
+    lu_reset(&d);
+    CHECK(corotls_loop_shutdown(l, sfd, -2, lu_cb, &d) == COROTLS_ERR_ARG, "timeout -2: ERR_ARG");
+    CHECK(corotls_loop_shutdown(l, sfd, T, NULL, &d) == COROTLS_ERR_ARG, "no callback: ERR_ARG");
+    corotls_loop_close(l, cfd);
+    CHECK(corotls_loop_shutdown(l, cfd, T, lu_cb, &d) == COROTLS_ERR_ARG, "shutdown after loop_close: ERR_ARG");
+    st = 7;
+    CHECK(corotls_loop_shutdown_state(l, cfd, &st) == COROTLS_ERR_ARG && st == 0, "its state: ERR_ARG, 0");
+    CHECK(corotls_loop_shutdown_state(NULL, sfd, &st) == COROTLS_ERR_ARG, "state with a NULL loop: ERR_ARG");
+    CHECK(d.calls == 0, "no callback for any of it");
+    corotls_loop_close(l, sfd);
+    corotls_loop_close(l, lfd);
+    corotls_loop_free(l);
+}
+
 int main(void)
 {
     vconf = util_client_conf(1);

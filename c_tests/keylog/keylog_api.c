@@ -7,6 +7,7 @@
  * SSLKEYLOGFILE opt-in, and that nothing is logged unless asked.
  */
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,49 @@ TEST(the_file_sink_appends_privately_and_refuses_bad_paths)
     CHECK(corotls_conf_builder_set_keylog_callback(NULL, collect, NULL) == COROTLS_ERR_ARG, "NULL builder: ERR_ARG");
     CHECK(corotls_conf_builder_use_sslkeylogfile(NULL, NULL) == COROTLS_ERR_ARG, "NULL builder: ERR_ARG");
     corotls_conf_builder_free(cb);
+    corotls_conf_free(sc);
+}
+
+/* Files that are not regular files: a FIFO nobody reads (opening it for
+ * writing would wait for a reader), the same FIFO with a reader, a
+ * device; and SSLKEYLOGFILE naming a file that cannot be opened.  Each a
+ * clear error (FILE), at once. */
+TEST(the_file_sink_refuses_fifos_and_devices_without_waiting)
+{
+    char fifo[256];
+    snprintf(fifo, sizeof fifo, "%s/keylog-fifo-%d", harness_certdir(), (int)getpid());
+    unlink(fifo);
+    REQUIRE(mkfifo(fifo, 0600) == 0, "mkfifo");
+    corotls_conf_builder *cb = builder(COROTLS_CLIENT, 0);
+    corotls_result r = corotls_conf_builder_set_keylog_file(cb, fifo);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_FILE,
+          "a FIFO without a reader: ERR_ARG, FILE, no wait (%s)", corotls_last_error());
+    int reader = open(fifo, O_RDONLY | O_NONBLOCK);
+    REQUIRE(reader >= 0, "a reader on the FIFO");
+    r = corotls_conf_builder_set_keylog_file(cb, fifo);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_FILE && says("not a regular file"),
+          "a FIFO with a reader: ERR_ARG, FILE, not a regular file (%s)", corotls_last_error());
+    close(reader);
+    unlink(fifo);
+    r = corotls_conf_builder_set_keylog_file(cb, "/dev/null");
+    CHECK(r == COROTLS_ERR_ARG && says("not a regular file"), "a device: ERR_ARG, not a regular file");
+    r = corotls_conf_builder_set_keylog_file(cb, "");
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_FILE, "an empty path: ERR_ARG, FILE (%s)",
+          corotls_last_error());
+
+    bool on = true;
+    setenv("SSLKEYLOGFILE", "/nonexistent-dir/keys.txt", 1);
+    r = corotls_conf_builder_use_sslkeylogfile(cb, &on);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_FILE && !on,
+          "SSLKEYLOGFILE naming a file that cannot be created: ERR_ARG, FILE, *enabled false (%s)",
+          corotls_last_error());
+    setenv("SSLKEYLOGFILE", "", 1);
+    on = true;
+    CHECK(corotls_conf_builder_use_sslkeylogfile(cb, &on) == COROTLS_OK && !on, "SSLKEYLOGFILE empty: OK, off");
+    unsetenv("SSLKEYLOGFILE");
+    corotls_conf *sc = build(builder(COROTLS_SERVER, 0)), *cc = build(cb);
+    CHECK(cc && sc && handshake(cc, sc) == 0, "after every refusal the builder still builds a working conf");
+    corotls_conf_free(cc);
     corotls_conf_free(sc);
 }
 

@@ -469,6 +469,135 @@ TEST(sendfile_bad_input)
     corotls_conf_free(sconf);
 }
 
+/* Files sendfile cannot read (a pipe, a socket, a directory, a closed fd,
+ * a write-only fd), an offset that is a negative number cast, a range
+ * beyond the end, the call before the handshake and after close: each a
+ * clear error that sends nothing, and the stream stays usable. */
+TEST(sendfile_bad_files_and_states)
+{
+    struct echo_server es;
+    corotls_conf *sconf = util_server_conf("leaf.crt", "leaf.key");
+    REQUIRE(sconf && util_echo_start(&es, sconf) == 0, "echo server");
+    int fd;
+    corotls_conn *c = util_connect(kconf, es.port, "localhost", &fd);
+    REQUIRE(c, "connect (no handshake yet)");
+    int file = make_file(1000);
+    REQUIRE(file >= 0, "file");
+    uint64_t sent = 9;
+    int calls = 0;
+    conn_sendfile_all(c, file, 100, 50, &calls);
+    CHECK(corotls_session_handshake_done(corotls_conn_session(c)), "sendfile before the handshake drives it (%d calls)", calls);
+    uint8_t echo[64], want[64];
+    CHECK(util_read_n(c, echo, 50, T) == COROTLS_OK && pread(file, want, 50, 100) == 50 && !memcmp(echo, want, 50),
+          "and the 50 bytes echo back byte for byte");
+
+    int pipefd[2], sp[2];
+    REQUIRE(pipe(pipefd) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "a pipe and a socketpair");
+    REQUIRE(write(pipefd[1], "abcdef", 6) == 6 && write(sp[1], "abcdef", 6) == 6, "with bytes in them");
+    int dir = open("/tmp", O_RDONLY | O_DIRECTORY);
+    int wronly = open("/dev/null", O_WRONLY);
+    int closed = dup(file);
+    close(closed);
+    struct {
+        const char *what;
+        int fd;
+    } bad[] = {{"a pipe", pipefd[0]}, {"a socket", sp[0]}, {"a directory", dir}, {"a closed fd", closed},
+               {"a write-only fd", wronly}, {"fd -1", -1}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sent = 9;
+        corotls_result r = corotls_conn_sendfile(c, bad[i].fd, 0, 6, &sent);
+        int64_t errno_detail = 0;
+        corotls_reason why = corotls_conn_reason(c, &errno_detail);
+        CHECK(r == COROTLS_ERR_ARG && why == COROTLS_REASON_FILE && sent == 0 && errno_detail > 0,
+              "conn: %s: ERR_ARG, FILE, errno %lld, nothing sent (%s)", bad[i].what, (long long)errno_detail,
+              corotls_conn_error(c));
+    }
+    sent = 9;
+    corotls_result r = corotls_conn_sendfile(c, file, (uint64_t)-1, 10, &sent);
+    CHECK(r == COROTLS_ERR_ARG && corotls_conn_reason(c, NULL) == COROTLS_REASON_BAD_ARGUMENT && sent == 0,
+          "conn: offset -1 (cast): ERR_ARG, BAD_ARGUMENT (%s)", corotls_conn_error(c));
+    r = corotls_conn_sendfile(c, file, 5000, 10, &sent);
+    CHECK(r == COROTLS_ERR_ARG && corotls_conn_reason(c, NULL) == COROTLS_REASON_FILE && sent == 0,
+          "conn: offset 5000 of a 1000-byte file: ERR_ARG, FILE (%s)", corotls_conn_error(c));
+    CHECK(util_write_all(c, "still", 5, T) == COROTLS_OK && util_read_n(c, echo, 5, T) == COROTLS_OK &&
+              !memcmp(echo, "still", 5),
+          "conn: after every refusal the stream still echoes");
+    bool ks = true, kr = true;
+    char small[8];
+    size_t wl = 0;
+    r = corotls_conn_ktls(c, &ks, &kr, small, sizeof small, &wl);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_LIMIT && strlen(small) == 7 && wl > 7 &&
+              !ks && !kr,
+          "conn_ktls, an 8-byte reason buffer: ERR_ARG, LIMIT, truncated, full length %zu", wl);
+    r = corotls_conn_ktls(c, &ks, &kr, small, (size_t)-1, &wl);
+    CHECK(r == COROTLS_ERR_ARG && says("negative length"), "conn_ktls, a negative cap: ERR_ARG (%s)",
+          corotls_last_error());
+    CHECK(corotls_conn_ktls(c, &ks, &kr, NULL, 4, &wl) == COROTLS_ERR_ARG, "conn_ktls, NULL buffer with cap 4: ERR_ARG");
+    r = corotls_conn_close(c);
+    CHECK(r == COROTLS_OK || r == COROTLS_WANT_READ, "conn_close: %s", corotls_result_name(r));
+    r = corotls_conn_sendfile(c, file, 0, 10, &sent);
+    CHECK(r == COROTLS_ERR_ARG && corotls_conn_reason(c, NULL) == COROTLS_REASON_WRONG_STATE && sent == 0,
+          "conn: sendfile after close: ERR_ARG, WRONG_STATE (%s: %s)", corotls_result_name(r), corotls_conn_error(c));
+    corotls_conn_free(c);
+    close(fd);
+
+    corotls_loop *l = NULL;
+    REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
+    int port, cfd, sfd;
+    int lfd = lu_listen(l, sconf, &port);
+    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, kconf, &cfd, &sfd) == 0, "loop pair, no handshake yet");
+    struct lu_done d = {0};
+    r = corotls_loop_sendfile(l, cfd, file, 200, 40, T, lu_cb, &d);
+    char got[64];
+    CHECK((r == COROTLS_OK || r == COROTLS_PENDING) && lu_recv_n(l, sfd, got, 40, T) == COROTLS_OK &&
+              pread(file, want, 40, 200) == 40 && !memcmp(got, want, 40),
+          "loop: sendfile before the handshake drives it and the 40 bytes arrive (%s)", corotls_result_name(r));
+    CHECK(r == COROTLS_OK || (lu_wait(l, &d, T) && d.calls == 1 && d.r == COROTLS_OK && d.len == 40),
+          "loop: its callback once, OK, 40");
+    lu_reset(&d);
+    /* The loop's sockets may have taken the closed number: close another. */
+    bad[3].fd = dup(file);
+    close(bad[3].fd);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        /* fd -1 is refused before any read (BAD_ARGUMENT), the others by pread. */
+        corotls_reason want = bad[i].fd < 0 ? COROTLS_REASON_BAD_ARGUMENT : COROTLS_REASON_FILE;
+        r = corotls_loop_sendfile(l, cfd, bad[i].fd, 0, 6, T, lu_cb, &d);
+        CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == want, "loop: %s: ERR_ARG, %s (%s)", bad[i].what,
+              corotls_reason_name(want), corotls_last_error());
+    }
+    r = corotls_loop_sendfile(l, cfd, file, (uint64_t)-1, 10, T, lu_cb, &d);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_BAD_ARGUMENT,
+          "loop: offset -1 (cast): ERR_ARG, BAD_ARGUMENT (%s)", corotls_last_error());
+    r = corotls_loop_sendfile(l, cfd, file, 5000, 10, T, lu_cb, &d);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_FILE,
+          "loop: offset beyond the end: ERR_ARG, FILE (%s)", corotls_last_error());
+    CHECK(corotls_loop_sendfile(l, 9999, file, 0, 10, T, lu_cb, &d) == COROTLS_ERR_ARG, "loop: an fd not open");
+    char why[256];
+    CHECK(corotls_loop_ktls(l, 9999, &ks, &kr, why, sizeof why, NULL) == COROTLS_ERR_ARG, "loop_ktls: an fd not open");
+    CHECK(corotls_loop_ktls(l, cfd, NULL, &kr, why, sizeof why, NULL) == COROTLS_ERR_ARG, "loop_ktls: NULL send");
+    CHECK(corotls_loop_ktls(l, cfd, &ks, &kr, why, (size_t)-1, NULL) == COROTLS_ERR_ARG, "loop_ktls: a negative cap");
+    CHECK(corotls_loop_ktls(NULL, cfd, &ks, &kr, why, sizeof why, NULL) == COROTLS_ERR_ARG, "loop_ktls: NULL loop");
+    CHECK(d.calls == 0, "loop: no callback for any refusal");
+    CHECK(lu_send(l, cfd, "still", 5, T, NULL) == COROTLS_OK && lu_recv_n(l, sfd, got, 5, T) == COROTLS_OK &&
+              !memcmp(got, "still", 5),
+          "loop: the connection still carries data");
+    corotls_loop_close(l, cfd);
+    CHECK(corotls_loop_sendfile(l, cfd, file, 0, 10, T, lu_cb, &d) == COROTLS_ERR_ARG && d.calls == 0,
+          "loop: a closed connection: ERR_ARG");
+    corotls_loop_close(l, sfd);
+    corotls_loop_close(l, lfd);
+    corotls_loop_free(l);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    close(sp[0]);
+    close(sp[1]);
+    close(dir);
+    close(wronly);
+    close(file);
+    util_echo_stop(&es);
+    corotls_conf_free(sconf);
+}
+
 int main(void)
 {
     kconf = client_conf(1);

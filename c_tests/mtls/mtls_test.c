@@ -515,6 +515,102 @@ TEST(bad_input)
     corotls_conf_builder_free(b);
 }
 
+/* The client CA list given bad PEM (garbage, a key, nothing, a negative
+ * length) or a directory; the conn's peer accessors with a bad field, a
+ * small buffer, before the handshake; the loop's with a bad field or a
+ * listener.  Each a clear error; the builder and conns keep working. */
+TEST(bad_input_conn_and_client_ca_list)
+{
+    corotls_conf_builder *b = NULL;
+    REQUIRE(corotls_conf_builder_new(COROTLS_SERVER, &b) == COROTLS_OK, "server builder");
+    const char *garbage = "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n";
+    corotls_result r = corotls_conf_builder_set_client_ca_pem(b, (const uint8_t *)garbage, strlen(garbage));
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_CERT_PARSE, "garbage PEM: CERT_PARSE (%s)",
+          corotls_last_error());
+    const char *key = slurp(harness_cert("leaf.key"));
+    REQUIRE(key != NULL, "leaf.key");
+    r = corotls_conf_builder_set_client_ca_pem(b, (const uint8_t *)key, strlen(key));
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_CERT_PARSE,
+          "a private key instead of certificates: CERT_PARSE (%s)", corotls_last_error());
+    r = corotls_conf_builder_set_client_ca_pem(b, (const uint8_t *)"", 0);
+    CHECK(r == COROTLS_ERR_ARG, "no bytes: ERR_ARG (%s)", corotls_last_error());
+    r = corotls_conf_builder_set_client_ca_pem(b, (const uint8_t *)garbage, (size_t)-1);
+    CHECK(r == COROTLS_ERR_ARG && says("negative length"), "a negative length: ERR_ARG (%s)", corotls_last_error());
+    r = corotls_conf_builder_set_client_ca_file(b, harness_certdir());
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_FILE, "a directory: FILE (%s)",
+          corotls_last_error());
+    r = corotls_conf_builder_set_client_ca_file(b, harness_cert("empty.pem"));
+    CHECK(r == COROTLS_ERR_ARG, "an empty file: ERR_ARG (%s)", corotls_last_error());
+    CHECK(corotls_conf_builder_add_identity_file(b, harness_cert("leaf.crt"), harness_cert("leaf.key"), NULL) ==
+                  COROTLS_OK &&
+              corotls_conf_builder_add_ca_file(b, harness_cert("ca.crt")) == COROTLS_OK &&
+              corotls_conf_builder_set_verify(b, COROTLS_VERIFY_REQUIRE) == COROTLS_OK,
+          "the builder takes the rest");
+    corotls_conf *sconf = NULL, *cconf = client_conf("client.crt", "client.key");
+    CHECK(corotls_conf_builder_build(b, &sconf) == COROTLS_OK && cconf, "and builds (%s)", corotls_last_error());
+    corotls_conf_builder_free(b);
+
+    int sv[2];
+    REQUIRE(sconf && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    corotls_conn *c = NULL, *s = NULL;
+    REQUIRE(corotls_conn_new(cconf, sv[0], &c) == COROTLS_OK && corotls_conn_new(sconf, sv[1], &s) == COROTLS_OK,
+            "conns");
+    corotls_conn_set_sni(c, "localhost");
+    char buf[64], small[8];
+    size_t n = 7;
+    bool p = true;
+    int64_t code = 0;
+    CHECK(corotls_conn_peer_cert(s, COROTLS_PEER_SUBJECT, buf, sizeof buf, &n) == COROTLS_OK && n == 0 && !buf[0],
+          "conn before the handshake: \"\"");
+    CHECK(corotls_conn_peer_verify(s, &p, &code) == COROTLS_OK && !p && code == -1,
+          "conn verdict before the handshake: none, -1");
+    corotls_result rc = COROTLS_WANT_READ, rs = COROTLS_WANT_READ;
+    for (int i = 0; i < 50 && (rc != COROTLS_OK || rs != COROTLS_OK); i++) {
+        rc = corotls_conn_handshake(c);
+        rs = corotls_conn_handshake(s);
+    }
+    REQUIRE(rc == COROTLS_OK && rs == COROTLS_OK, "handshakes with a client certificate");
+    CHECK(corotls_conn_peer_cert(s, 6, buf, sizeof buf, &n) == COROTLS_ERR_ARG, "conn: field 6: ERR_ARG");
+    CHECK(corotls_conn_peer_cert(s, -1, buf, sizeof buf, &n) == COROTLS_ERR_ARG, "conn: field -1: ERR_ARG");
+    CHECK(corotls_conn_peer_cert(s, COROTLS_PEER_SUBJECT, NULL, 0, &n) == COROTLS_OK && n == strlen("CN=corotls-client"),
+          "conn: size query (%zu)", n);
+    n = 0;
+    r = corotls_conn_peer_cert(s, COROTLS_PEER_SUBJECT, small, sizeof small, &n);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_LIMIT && !strcmp(small, "CN=coro") &&
+              n == strlen("CN=corotls-client"),
+          "conn: an 8-byte buffer: ERR_ARG, LIMIT, \"%s\", full length %zu", small, n);
+    CHECK(corotls_conn_peer_cert(s, COROTLS_PEER_SUBJECT, NULL, 4, &n) == COROTLS_ERR_ARG, "conn: NULL buffer, cap 4");
+    CHECK(corotls_conn_peer_cert(s, COROTLS_PEER_SUBJECT, buf, (size_t)-1, &n) == COROTLS_ERR_ARG,
+          "conn: a negative cap: ERR_ARG");
+    CHECK(corotls_conn_peer_verify(s, NULL, &code) == COROTLS_ERR_ARG, "conn verdict: NULL present: ERR_ARG");
+    CHECK(corotls_conn_peer_verify(s, &p, &code) == COROTLS_OK && p && code == 0, "conn verdict: present, 0");
+    CHECK(corotls_conn_peer_cert(s, COROTLS_PEER_SUBJECT, buf, sizeof buf, &n) == COROTLS_OK &&
+              !strcmp(buf, "CN=corotls-client"),
+          "after every refusal the accessor still answers: %s", buf);
+    corotls_conn_free(c);
+    corotls_conn_free(s);
+    close(sv[0]);
+    close(sv[1]);
+
+    corotls_loop *l = NULL;
+    REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
+    int port, cfd, sfd;
+    int lfd = lu_listen(l, sconf, &port);
+    REQUIRE(lfd >= 0 && lu_pair_hs(l, lfd, port, cconf, &cfd, &sfd) == 0, "loop pair with handshakes");
+    CHECK(corotls_loop_peer_cert(l, sfd, 6, buf, sizeof buf, &n) == COROTLS_ERR_ARG, "loop: field 6: ERR_ARG");
+    CHECK(corotls_loop_peer_cert(l, sfd, COROTLS_PEER_SUBJECT, NULL, 4, &n) == COROTLS_ERR_ARG,
+          "loop: NULL buffer, cap 4: ERR_ARG");
+    CHECK(corotls_loop_peer_verify(l, lfd, &p, &code) == COROTLS_ERR_ARG, "loop verdict of a listener: ERR_ARG");
+    CHECK(corotls_loop_peer_verify(l, sfd, NULL, &code) == COROTLS_ERR_ARG, "loop verdict: NULL present: ERR_ARG");
+    corotls_loop_close(l, sfd);
+    CHECK(corotls_loop_peer_verify(l, sfd, &p, &code) == COROTLS_ERR_ARG, "loop verdict of a closed fd: ERR_ARG");
+    corotls_loop_close(l, cfd);
+    corotls_loop_close(l, lfd);
+    corotls_loop_free(l);
+    corotls_conf_free(sconf);
+    corotls_conf_free(cconf);
+}
+
 int main(void)
 {
     return harness_run_all();

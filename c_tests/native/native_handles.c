@@ -143,6 +143,110 @@ TEST(wrong_kind_of_handle)
     corotls_loop_free(l);
 }
 
+static void loop_cb_unused(void *user_data, int32_t fd, corotls_result r, const uint8_t *data, size_t len)
+{
+    (void)user_data, (void)fd, (void)r, (void)data, (void)len;
+}
+
+/* The calls added with resumption, key logs, mTLS, close semantics, kTLS
+ * and sendfile go through the same registry: a freed handle of the right
+ * kind and a live handle of another kind are refused, value calls give
+ * their NULL value. */
+TEST(the_newer_calls_refuse_dead_and_wrong_handles)
+{
+    corotls_conf_builder *b = NULL;
+    REQUIRE(corotls_conf_builder_new(COROTLS_SERVER, &b) == COROTLS_OK, "builder");
+    corotls_conf_builder_free(b);
+    uint8_t key[COROTLS_TICKET_KEY_LEN] = {1};
+    bool on = true, p = true;
+    int64_t code = 0;
+    const char *ca = harness_cert("ca.crt");
+    CHECK(refused(corotls_conf_builder_set_tickets(b, true), "corotls_conf_builder"), "set_tickets");
+    CHECK(refused(corotls_conf_builder_set_ticket_key(b, key, sizeof key), "corotls_conf_builder"), "set_ticket_key");
+    CHECK(refused(corotls_conf_builder_set_session_cache_size(b, 10), "corotls_conf_builder"), "set_session_cache_size");
+    CHECK(refused(corotls_conf_builder_set_keylog_callback(b, NULL, NULL), "corotls_conf_builder"),
+          "set_keylog_callback");
+    CHECK(refused(corotls_conf_builder_set_keylog_file(b, "/dev/null"), "corotls_conf_builder"), "set_keylog_file");
+    CHECK(refused(corotls_conf_builder_use_sslkeylogfile(b, &on), "corotls_conf_builder") && !on,
+          "use_sslkeylogfile (and *enabled cleared)");
+    CHECK(refused(corotls_conf_builder_set_client_ca_file(b, ca), "corotls_conf_builder"), "set_client_ca_file");
+    CHECK(refused(corotls_conf_builder_set_client_ca_pem(b, (const uint8_t *)"x", 1), "corotls_conf_builder"),
+          "set_client_ca_pem");
+    CHECK(refused(corotls_conf_builder_set_ktls(b, true), "corotls_conf_builder"), "set_ktls");
+
+    corotls_conf *sconf = util_server_conf("leaf.crt", "leaf.key"), *dead = util_server_conf("leaf.crt", "leaf.key");
+    corotls_conf *cconf = util_client_conf(0);
+    REQUIRE(sconf && dead && cconf, "confs");
+    corotls_conf_free(dead);
+    CHECK(refused(corotls_conf_rotate_ticket_key(dead, NULL, 0, 0), "corotls_conf"), "rotate_ticket_key: freed conf");
+
+    corotls_session *s = NULL;
+    REQUIRE(corotls_session_new(cconf, &s) == COROTLS_OK, "session");
+    CHECK(refused(corotls_conf_rotate_ticket_key((corotls_conf *)s, NULL, 0, 0), "a corotls_session was given"),
+          "rotate_ticket_key: a session as the conf");
+    CHECK(refused(corotls_conf_builder_set_ktls((corotls_conf_builder *)sconf, true), "corotls_conf_builder"),
+          "set_ktls: a conf as the builder");
+    corotls_session_free(s);
+    uint8_t buf[64];
+    char text[64];
+    size_t n = 7;
+    CHECK(refused(corotls_session_set_resume_key(s, "h", 1), "corotls_session"), "session_set_resume_key");
+    CHECK(!corotls_session_resumed(s), "session_resumed: false");
+    CHECK(refused(corotls_session_export(s, buf, sizeof buf, &n), "corotls_session") && n == 0, "session_export");
+    CHECK(refused(corotls_session_import(s, buf, 1), "corotls_session"), "session_import");
+    n = 7;
+    CHECK(refused(corotls_session_peer_cert(s, COROTLS_PEER_SUBJECT, text, sizeof text, &n), "corotls_session") &&
+              n == 0,
+          "session_peer_cert");
+    CHECK(refused(corotls_session_peer_verify(s, &p, &code), "corotls_session") && !p && code == -1,
+          "session_peer_verify");
+    CHECK(corotls_session_shutdown_state(s) == -1, "session_shutdown_state: -1");
+    CHECK(refused(corotls_session_import((corotls_session *)cconf, buf, 1), "a corotls_conf was given"),
+          "session_import: a conf as the session");
+
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    corotls_conn *c = NULL;
+    REQUIRE(corotls_conn_new(cconf, sv[0], &c) == COROTLS_OK, "conn");
+    corotls_conn_free(c);
+    bool snd = true, rcv = true;
+    uint64_t sent = 9;
+    CHECK(refused(corotls_conn_set_resume_key(c, "h", 1), "corotls_conn"), "conn_set_resume_key");
+    CHECK(!corotls_conn_resumed(c), "conn_resumed: false");
+    n = 7;
+    CHECK(refused(corotls_conn_export(c, buf, sizeof buf, &n), "corotls_conn") && n == 0, "conn_export");
+    CHECK(refused(corotls_conn_import(c, buf, 1), "corotls_conn"), "conn_import");
+    CHECK(refused(corotls_conn_peer_cert(c, COROTLS_PEER_SUBJECT, text, sizeof text, &n), "corotls_conn"),
+          "conn_peer_cert");
+    CHECK(refused(corotls_conn_peer_verify(c, &p, &code), "corotls_conn"), "conn_peer_verify");
+    CHECK(corotls_conn_shutdown_state(c) == -1, "conn_shutdown_state: -1");
+    CHECK(refused(corotls_conn_close(c), "corotls_conn"), "conn_close of a freed conn");
+    CHECK(refused(corotls_conn_ktls(c, &snd, &rcv, text, sizeof text, &n), "corotls_conn"), "conn_ktls");
+    CHECK(refused(corotls_conn_sendfile(c, sv[1], 0, 1, &sent), "corotls_conn") && sent == 0, "conn_sendfile");
+    CHECK(refused(corotls_conn_close((corotls_conn *)sconf), "a corotls_conf was given"), "conn_close: a conf");
+
+    corotls_loop *l = NULL;
+    REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
+    corotls_loop_free(l);
+    int32_t st = 5;
+    CHECK(refused(corotls_loop_resumed(l, 3, &on), "corotls_loop"), "loop_resumed");
+    CHECK(refused(corotls_loop_peer_cert(l, 3, COROTLS_PEER_SUBJECT, text, sizeof text, &n), "corotls_loop"),
+          "loop_peer_cert");
+    CHECK(refused(corotls_loop_peer_verify(l, 3, &p, &code), "corotls_loop"), "loop_peer_verify");
+    CHECK(refused(corotls_loop_shutdown(l, 3, 1000, loop_cb_unused, NULL), "corotls_loop"), "loop_shutdown");
+    CHECK(refused(corotls_loop_shutdown_state(l, 3, &st), "corotls_loop"), "loop_shutdown_state");
+    CHECK(refused(corotls_loop_ktls(l, 3, &snd, &rcv, text, sizeof text, &n), "corotls_loop"), "loop_ktls");
+    CHECK(refused(corotls_loop_sendfile(l, 3, sv[1], 0, 1, 1000, loop_cb_unused, NULL), "corotls_loop"),
+          "loop_sendfile");
+    CHECK(refused(corotls_loop_sendfile((corotls_loop *)cconf, 3, sv[1], 0, 1, 1000, loop_cb_unused, NULL),
+                  "a corotls_conf was given"),
+          "loop_sendfile: a conf as the loop");
+    close(sv[0]);
+    close(sv[1]);
+    corotls_conf_free(sconf);
+    corotls_conf_free(cconf);
+}
+
 TEST(a_freed_handle_stays_dead_when_its_slot_is_reused)
 {
     corotls_conf *a = util_client_conf(0);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -305,6 +306,100 @@ TEST(bad_arguments)
     corotls_conf_free(sc);
     corotls_conf_builder_free(sb);
     corotls_conf_builder_free(cb);
+}
+
+/* Ticket keys of the wrong length, a grace period that is a negative
+ * number cast to uint64_t, a conf without tickets, resume keys too long
+ * or on a server, export before the handshake, resumed on a loop fd that
+ * is not a connection or has not shaken hands: each a clear error, and
+ * the objects keep working. */
+TEST(bad_keys_grace_periods_and_states)
+{
+    uint8_t key[COROTLS_TICKET_KEY_LEN + 1], key2[COROTLS_TICKET_KEY_LEN];
+    memset(key, 7, sizeof key);
+    memset(key2, 9, sizeof key2);
+    corotls_conf *sc = ru_server(0, key, 0, 0), *off = ru_server(0, NULL, 0, 1), *cc = ru_client(NULL);
+    REQUIRE(sc && off && cc, "confs");
+    CHECK(corotls_conf_rotate_ticket_key(sc, key2, COROTLS_TICKET_KEY_LEN - 1, 0) == COROTLS_ERR_ARG &&
+              says("80 bytes"),
+          "rotate to a 79-byte key: ERR_ARG");
+    CHECK(corotls_conf_rotate_ticket_key(sc, key, COROTLS_TICKET_KEY_LEN + 1, 0) == COROTLS_ERR_ARG && says("80 bytes"),
+          "rotate to an 81-byte key: ERR_ARG");
+    CHECK(corotls_conf_rotate_ticket_key(sc, NULL, COROTLS_TICKET_KEY_LEN, 0) == COROTLS_ERR_ARG,
+          "rotate to NULL with a length: ERR_ARG");
+    CHECK(corotls_conf_rotate_ticket_key(sc, key2, (size_t)-1, 0) == COROTLS_ERR_ARG && says("negative length"),
+          "rotate with a negative length: ERR_ARG");
+    corotls_result r = corotls_conf_rotate_ticket_key(sc, key2, sizeof key2, (uint64_t)-1);
+    CHECK(r == COROTLS_ERR_ARG && corotls_last_reason(NULL) == COROTLS_REASON_BAD_ARGUMENT && says("grace"),
+          "a grace period of -1 ms (cast): ERR_ARG, BAD_ARGUMENT (%s: %s)", corotls_result_name(r),
+          corotls_last_error());
+    r = corotls_conf_rotate_ticket_key(sc, key2, sizeof key2, (uint64_t)INT64_MAX + 1);
+    CHECK(r == COROTLS_ERR_ARG && says("grace"), "a grace period above INT64_MAX ms: ERR_ARG (%s)",
+          corotls_last_error());
+    CHECK(corotls_conf_rotate_ticket_key(sc, key2, sizeof key2, 1000) == COROTLS_OK,
+          "after the refusals, the same rotation with a real grace period: OK");
+    CHECK(corotls_conf_rotate_ticket_key(sc, NULL, 0, 0) == COROTLS_OK, "and to a random key without grace: OK");
+    struct echo_server es;
+    REQUIRE(util_echo_start(&es, sc) == 0, "echo server on the rotated conf");
+    CHECK(ru_echo(cc, es.port, "localhost", 0, NULL, 0, NULL, NULL) == 0 &&
+              ru_echo(cc, es.port, "localhost", 0, NULL, 0, NULL, NULL) == 1,
+          "the rotated conf serves and resumes");
+    util_echo_stop(&es);
+    CHECK(es.failures == 0, "the server saw no failure");
+    CHECK(corotls_conf_rotate_ticket_key(off, NULL, 0, 0) == COROTLS_ERR_ARG, "rotate a conf with tickets off: ERR_ARG");
+
+    char longhost[300];
+    memset(longhost, 'a', sizeof longhost - 1);
+    longhost[sizeof longhost - 1] = 0;
+    corotls_session *s = NULL, *srv = NULL;
+    REQUIRE(corotls_session_new(cc, &s) == COROTLS_OK && corotls_session_new(sc, &srv) == COROTLS_OK, "sessions");
+    CHECK(corotls_session_set_resume_key(s, longhost, 443) == COROTLS_ERR_ARG &&
+              corotls_last_reason(NULL) == COROTLS_REASON_HOST_NAME,
+          "a 299-byte resume host: ERR_ARG, HOST_NAME");
+    uint8_t der[16];
+    size_t n = 99;
+    CHECK(corotls_session_export(s, der, sizeof der, &n) == COROTLS_ERR_ARG && n == 0 &&
+              corotls_last_reason(NULL) == COROTLS_REASON_WRONG_STATE,
+          "session export before the handshake: ERR_ARG, WRONG_STATE");
+    CHECK(corotls_session_export(s, der, sizeof der, NULL) == COROTLS_ERR_ARG, "session export, out_len NULL: ERR_ARG");
+    CHECK(corotls_session_export(s, NULL, 5, &n) == COROTLS_ERR_ARG, "session export, NULL buffer with cap 5: ERR_ARG");
+    CHECK(corotls_session_import(s, der, (size_t)-1) == COROTLS_ERR_ARG && says("negative length"),
+          "session import with a negative length: ERR_ARG");
+    CHECK(corotls_session_import(s, NULL, 0) == COROTLS_ERR_ARG, "session import of nothing: ERR_ARG");
+    CHECK(!corotls_session_resumed(srv), "a server session before its handshake: not resumed");
+    corotls_session_free(s);
+    corotls_session_free(srv);
+
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    corotls_conn *sconn = NULL;
+    REQUIRE(corotls_conn_new(sc, sv[0], &sconn) == COROTLS_OK, "server conn");
+    CHECK(corotls_conn_set_resume_key(sconn, "h", 1) == COROTLS_ERR_ARG, "conn resume key on a server: ERR_ARG");
+    CHECK(corotls_conn_import(sconn, (const uint8_t *)"x", 1) == COROTLS_ERR_ARG, "conn import on a server: ERR_ARG");
+    CHECK(corotls_conn_export(sconn, NULL, 0, &n) == COROTLS_ERR_ARG && n == 0, "conn export on a server: ERR_ARG");
+    CHECK(!corotls_conn_resumed(sconn), "conn resumed before the handshake: false");
+    corotls_conn_free(sconn);
+    close(sv[0]);
+    close(sv[1]);
+
+    corotls_loop *l;
+    REQUIRE(corotls_loop_new(&l) == COROTLS_OK, "loop");
+    int port, lfd = lu_listen(l, sc, &port), cfd, sfd;
+    REQUIRE(lfd >= 0 && lu_pair(l, lfd, port, cc, &cfd, &sfd) == 0, "a loop pair, no handshake yet");
+    bool x = true;
+    CHECK(corotls_loop_resumed(l, cfd, &x) == COROTLS_OK && !x, "loop resumed before the handshake: OK, false");
+    x = true;
+    CHECK(corotls_loop_resumed(l, lfd, &x) == COROTLS_ERR_ARG && !x, "loop resumed of a listener: ERR_ARG");
+    CHECK(corotls_loop_resumed(l, -1, &x) == COROTLS_ERR_ARG, "loop resumed of fd -1: ERR_ARG");
+    corotls_loop_close(l, cfd);
+    CHECK(corotls_loop_resumed(l, cfd, &x) == COROTLS_ERR_ARG, "loop resumed of a closed fd: ERR_ARG");
+    CHECK(corotls_loop_resumed(NULL, sfd, &x) == COROTLS_ERR_ARG, "NULL loop: ERR_ARG");
+    corotls_loop_close(l, sfd);
+    corotls_loop_close(l, lfd);
+    corotls_loop_free(l);
+    corotls_conf_free(cc);
+    corotls_conf_free(off);
+    corotls_conf_free(sc);
 }
 
 int main(void)

@@ -21,10 +21,19 @@ pub const KEYLOG_ENV: &str = "SSLKEYLOGFILE";
 /// A sink appending each line and a newline to `path`.
 pub fn file_sink(path: &Path) -> Result<KeyLogSink> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(|e| {
-        let errno = e.raw_os_error().unwrap_or(0) as i64;
-        Error::arg(format!("cannot open key log file '{}': {e}", path.display())).because_of(COROTLS_REASON_FILE, errno)
-    })?;
+    // O_NONBLOCK: opening a FIFO nobody reads would otherwise wait for a
+    // reader (ENXIO instead); it changes nothing for a regular file.
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            let errno = e.raw_os_error().unwrap_or(0) as i64;
+            Error::arg(format!("cannot open key log file '{}': {e}", path.display()))
+                .because_of(COROTLS_REASON_FILE, errno)
+        })?;
     if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
         return Err(
             Error::arg(format!("key log file '{}' is not a regular file", path.display())).because(COROTLS_REASON_FILE)

@@ -50,6 +50,8 @@ pub(crate) unsafe fn copy_text(s: &str, buf: *mut c_char, cap: usize, out_len: *
         }
         return Err(Error::null("buffer"));
     }
+    // A negative cap cast to size_t would let a long text run past the buffer.
+    super::check_len(cap, "buffer")?;
     if cap == 0 {
         return Err(Error::arg(format!("buffer of 0 bytes is too small for {} bytes", b.len() + 1))
             .because(COROTLS_REASON_LIMIT));

@@ -70,7 +70,8 @@ pub unsafe extern "C" fn corotls_conf_builder_set_session_cache_size(
 /// them gets a full handshake, never an error.  Up to 8 keys are kept.
 /// Safe to call from any thread while the conf serves connections (the
 /// conf is otherwise immutable).  COROTLS_ERR_ARG for a client conf, a conf
-/// built with tickets off, a key of another length or a key name in use.
+/// built with tickets off, a key of another length or a key name in use,
+/// and for `grace_ms` above INT64_MAX (a negative number cast).
 #[no_mangle]
 pub unsafe extern "C" fn corotls_conf_rotate_ticket_key(
     conf: *const corotls_conf,
@@ -81,6 +82,11 @@ pub unsafe extern "C" fn corotls_conf_rotate_ticket_key(
     guard(|| {
         let c = conf_ref(conf)?;
         let key = if key.is_null() && len == 0 { None } else { Some(slice_arg(key, len, "ticket key")?) };
+        if grace_ms > i64::MAX as u64 {
+            return Err(Error::arg(format!(
+                "grace period {grace_ms} ms is longer than any (a negative grace period?)"
+            )));
+        }
         c.rotate_ticket_key(key, Duration::from_millis(grace_ms))
     })
 }

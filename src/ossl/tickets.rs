@@ -139,7 +139,10 @@ impl TicketKeys {
         if keys.iter().any(|k| k.name == new.name) {
             return Err(Error::arg("this ticket key name is in use already: rotate to a new key"));
         }
-        let until = now + grace;
+        // Checked: a grace past the clock's range would panic in `+`.
+        let until = now.checked_add(grace).ok_or_else(|| {
+            Error::arg(format!("grace period {} ms is longer than the clock can count", grace.as_millis()))
+        })?;
         for k in keys.iter_mut() {
             // A key already retired keeps the earlier of its end and the new one.
             k.until = Some(k.until.map_or(until, |t| t.min(until)));
@@ -324,5 +327,16 @@ mod tests {
         assert_eq!(t.live_keys(), 1);
         t.rotate(None, Duration::ZERO).unwrap();
         assert_eq!(t.live_keys(), 1);
+    }
+
+    #[test]
+    fn a_grace_period_past_the_clock_is_refused_and_changes_nothing() {
+        let t = TicketKeys::new(Some(&[1u8; 80])).unwrap();
+        let e = t.rotate(Some(&[2u8; 80]), Duration::MAX).unwrap_err();
+        assert_eq!((e.code, e.reason), (COROTLS_ERR_ARG, COROTLS_REASON_BAD_ARGUMENT));
+        assert!(e.msg.contains("grace period"), "{}", e.msg);
+        assert_eq!(t.live_keys(), 1);
+        t.rotate(Some(&[2u8; 80]), Duration::from_secs(60)).unwrap();
+        assert_eq!(t.live_keys(), 2);
     }
 }
