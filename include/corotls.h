@@ -604,7 +604,9 @@ int32_t corotls_conn_shutdown_state(const corotls_conn *c);
  * then read until the peer's arrives.  OK when both are done (state
  * COROTLS_SHUTDOWN_BOTH); WANT_WRITE: ours waits for the socket; WANT_READ:
  * waiting for the peer's (call again when readable); EOF: the transport
- * ended without the peer's close_notify; an error otherwise.  Plaintext
+ * ended without the peer's close_notify (ERR_IO when it was reset, as
+ * when the peer closed its socket with our close_notify unread); an
+ * error otherwise.  Plaintext
  * that arrives meanwhile is read and **discarded**, also what was buffered
  * and not yet read: for a half-close that keeps the data, call
  * corotls_conn_shutdown and then corotls_conn_read until COROTLS_CLOSED.
