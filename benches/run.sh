@@ -19,7 +19,7 @@ header=$'metric\tunit\tcorotls\tbaseline\tbaseline_name\tratio'
 
 case $mode in
 smoke) n_echo=20 n_bulk=4 n_hs=1 flag=--smoke ;;
-quick) n_echo=300 n_bulk=30 n_hs=1 flag=--quick ;;
+quick) n_echo=150 n_bulk=15 n_hs=1 flag=--quick ;;
 *) n_echo=3000 n_bulk=300 n_hs=10 flag= ;;
 esac
 
