@@ -1,6 +1,7 @@
 //! One TLS session over in-memory FIFO BIOs: ciphertext in (`feed`), ciphertext out
 //! (`out_*`), plaintext through `write` / `read` / the plaintext buffer.
-//! It knows nothing of sockets.
+//! It knows nothing of sockets.  (Just over 600 lines: the state rules
+//! below hold for the whole type, so it stays in one place.)
 //!
 //! State rules:
 //! - A fatal error (protocol, verification, internal) is latched: every

@@ -3,6 +3,8 @@
  * against real peers.  CLOSED means the peer's close_notify came; EOF means
  * the transport ended without it; the data decrypted before either comes
  * first, and the end is reported on the next call (and every call after).
+ * Over 600 lines on purpose: one concern, the same peers and helpers for
+ * every path.
  *
  * Peers: Python `ssl` (py_tls_server.py echo, `--then close_notify` sends
  * its data and then close_notify through unwrap(); `--then eof` closes TCP

@@ -1,5 +1,6 @@
 /*
- * ktls_test: kernel TLS on request and sending files.
+ * ktls_test: kernel TLS on request and sending files (just over 600
+ * lines: the report and sendfile share their peers and fixtures).
  *
  * The report: off unless asked for; asked for, off before the handshake,
  * and after it off with the reason this host gives (a kernel without the

@@ -1,5 +1,6 @@
 /*
- * mtls_test: client certificates end to end.  Our server in the three
+ * mtls_test: client certificates end to end (over 600 lines on purpose:
+ * one concern, the same fixtures for every mode).  Our server in the three
  * verify modes against `openssl s_client -cert/-key` and Python `ssl`
  * (the CA names it sends, a client without a certificate, an untrusted
  * one); our client with an identity against `openssl s_server -Verify` /
