@@ -44,7 +44,8 @@ fn ctx_index() -> c_int {
     static IDX: OnceLock<c_int> = OnceLock::new();
     *IDX.get_or_init(|| {
         // SAFETY: registers a new ex_data slot with our free function.
-        let idx = unsafe { sys::SSL_CTX_get_ex_new_index(0, ptr::null_mut(), None, None, Some(free_ctx_extras)) };
+        let idx =
+            unsafe { sys::SSL_CTX_get_ex_new_index(0, ptr::null_mut(), None, None, Some(free_boxed::<CtxExtras>)) };
         if idx >= 0 {
             crate::unload::at_unload(release_ctx_index);
         }
@@ -56,7 +57,7 @@ fn ssl_index() -> c_int {
     static IDX: OnceLock<c_int> = OnceLock::new();
     *IDX.get_or_init(|| {
         // SAFETY: registers a new ex_data slot with our free function.
-        let idx = unsafe { sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, Some(free_session_sink)) };
+        let idx = unsafe { sys::SSL_get_ex_new_index(0, ptr::null_mut(), None, None, Some(free_boxed::<SessionSink>)) };
         if idx >= 0 {
             crate::unload::at_unload(release_ssl_index);
         }
@@ -78,7 +79,9 @@ extern "C" fn release_ssl_index(_: *mut c_void) {
     }
 }
 
-unsafe extern "C" fn free_ctx_extras(
+/// The ex_data free callback of both slots: the slot holds a `Box<T>`
+/// (CtxExtras on a context, SessionSink on an SSL).
+unsafe extern "C" fn free_boxed<T>(
     _parent: *mut c_void,
     p: *mut c_void,
     _ad: *mut sys::CRYPTO_EX_DATA,
@@ -88,23 +91,8 @@ unsafe extern "C" fn free_ctx_extras(
 ) {
     if !p.is_null() {
         LIVE.fetch_sub(1, Ordering::SeqCst);
-        // SAFETY: p came from Box::into_raw in set_ctx_extras; called once, when the context is freed.
-        callback_guard((), || drop(unsafe { Box::from_raw(p as *mut CtxExtras) }));
-    }
-}
-
-unsafe extern "C" fn free_session_sink(
-    _parent: *mut c_void,
-    p: *mut c_void,
-    _ad: *mut sys::CRYPTO_EX_DATA,
-    _idx: c_int,
-    _argl: c_long,
-    _argp: *mut c_void,
-) {
-    if !p.is_null() {
-        LIVE.fetch_sub(1, Ordering::SeqCst);
-        // SAFETY: p came from Box::into_raw in set_session_sink; called once, when the SSL is freed.
-        callback_guard((), || drop(unsafe { Box::from_raw(p as *mut SessionSink) }));
+        // SAFETY: p came from Box::<T>::into_raw (set_ctx_extras, set_session_sink); called once, when its owner is freed.
+        callback_guard((), || drop(unsafe { Box::from_raw(p as *mut T) }));
     }
 }
 
@@ -120,7 +108,7 @@ pub fn set_ctx_extras(ctx: &super::Ctx, extras: CtxExtras) -> crate::error::Resu
         return Err(nomem("SSL_CTX_get_ex_new_index failed"));
     }
     let raw = Box::into_raw(Box::new(extras));
-    // SAFETY: live context; the slot owns `raw` from now on (freed by free_ctx_extras).
+    // SAFETY: live context; the slot owns `raw` from now on (freed by free_boxed).
     if unsafe { sys::SSL_CTX_set_ex_data(ctx.as_ptr(), idx, raw as *mut c_void) } != 1 {
         // SAFETY: not stored, so still ours.
         drop(unsafe { Box::from_raw(raw) });
